@@ -1,0 +1,194 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "jsonout.h"
+#include "list.h"
+#include "qp-config.h"
+#include "root.h"
+#include "util.h"
+
+static const char usage_text[] =
+	"Usage: qpass [--sysroot DIR] COMMAND [OPTIONS]\n"
+	"\n"
+	"qpass launches QEMU virtual machines with PCI devices (GPUs above all) passed\n"
+	"through by VFIO, on hosts without libvirt.\n"
+	"\n"
+	"Commands:\n"
+	"  list [--all] [--json]  the GPUs with every function of their slots, their\n"
+	"                         IOMMU groups, NUMA nodes, local CPUs and drivers\n"
+	"\n"
+	"Global options:\n"
+	"  --sysroot DIR   read the host (DIR/sys, DIR/proc, DIR/dev) under DIR instead\n"
+	"                  of /; the environment variable QPASS_SYSROOT does the same\n"
+	"  -h, --help      this help; `qpass COMMAND --help` for a command's\n"
+	"  -V, --version   the version\n"
+	"\n"
+	"Exit status: 0 success; 1 failure (stderr says what and how to fix it);\n"
+	"2 a wrong command line.\n";
+
+static const char list_usage[] =
+	"Usage: qpass [--sysroot DIR] list [--all] [--json]\n"
+	"\n"
+	"Shows every GPU (PCI class 03xx) with all functions of its slot (VGA, audio,\n"
+	"USB, serial), its IOMMU group and the group's other members, its NUMA node,\n"
+	"local CPUs and current drivers; then the NUMA nodes and whether the IOMMU,\n"
+	"KVM and VFIO are ready. Reads only; changes nothing.\n"
+	"\n"
+	"  --all    also every other PCI device\n"
+	"  --json   JSON for scripts (schema: docs/list-json.md)\n"
+	"  --sysroot DIR  as the global option\n";
+
+struct globals {
+	const char *sysroot;
+};
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("qpass: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'qpass --help'.\n", stderr);
+	return QP_EXIT_USAGE;
+}
+
+/* Flushes stdout and reports a failed write (a full disk, a closed pipe). */
+static int finish_output(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "qpass: error: cannot write the output: %s\n", strerror(errno));
+		return QP_EXIT_FAIL;
+	}
+	return rc;
+}
+
+static int load_host(const struct globals *g, struct qp_host *h, struct qp_err **err)
+{
+	struct qp_root root;
+	if (qp_root_open(qp_root_choose(g->sysroot), &root, err) < 0)
+		return -1;
+	int rc = qp_host_load(&root, h, err);
+	qp_root_close(&root);
+	return rc;
+}
+
+static void print_warnings(const struct qp_host *h)
+{
+	for (char **w = h->warnings; w && *w; w++)
+		fprintf(stderr, "qpass: warning: %s\n", *w);
+}
+
+static int cmd_list(struct globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "sysroot", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct qp_list_opts lo = { 0 };
+	bool json = false;
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+ajh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			lo.all = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			g->sysroot = optarg;
+			break;
+		case 'h':
+			fputs(list_usage, stdout);
+			return finish_output(QP_EXIT_OK);
+		default:
+			return usage_error("list: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("list: unexpected argument '%s'", argv[optind]);
+
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_host h;
+	if (load_host(g, &h, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	print_warnings(&h);
+	int rc = QP_EXIT_OK;
+	if (json) {
+		if (!qp_host_iommu_on(&h))
+			fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
+		if (qp_json_print(stdout, qp_list_json(&h, &lo), &err) < 0) {
+			qp_err_report(&err);
+			rc = QP_EXIT_FAIL;
+		}
+	} else {
+		qp_autofree char *text = qp_list_text(&h, &lo);
+		fputs(text, stdout);
+	}
+	qp_host_free(&h);
+	return finish_output(rc);
+}
+
+struct command {
+	const char *name;
+	int (*run)(struct globals *g, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "list", cmd_list },
+};
+
+int qp_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "sysroot", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	struct globals g = { 0 };
+	int c;
+	optind = 0;
+	opterr = 0;
+	/* "+": stop at the command; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			g.sysroot = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return finish_output(QP_EXIT_OK);
+		case 'V':
+			printf("qpass %s\n", QP_VERSION);
+			return finish_output(QP_EXIT_OK);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return QP_EXIT_USAGE;
+	}
+	const char *name = argv[optind];
+	for (size_t i = 0; i < QP_ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, name))
+			return commands[i].run(&g, argc - optind, argv + optind);
+	return usage_error("unknown command '%s'", name);
+}

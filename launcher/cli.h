@@ -1,0 +1,14 @@
+/* The command line: global options, then one command. */
+#ifndef QP_CLI_H
+#define QP_CLI_H
+
+/* Exit statuses, documented in --help and the README. */
+enum {
+	QP_EXIT_OK = 0,
+	QP_EXIT_FAIL = 1,   /* the command failed; stderr says what and how to fix it */
+	QP_EXIT_USAGE = 2,  /* the command line is wrong */
+};
+
+int qp_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,51 @@
+/* Allocation that never returns NULL, cleanup attributes, and a growable string.
+ *
+ * qpass aborts on allocation failure: a launcher that cannot allocate a few bytes has
+ * nothing safe left to do, and an unchecked NULL is worse. Every fd, allocation and
+ * FILE has one owner; the cleanup attributes give it one cleanup path. */
+#ifndef QP_UTIL_H
+#define QP_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+void *qp_xmalloc(size_t n);
+void *qp_xcalloc(size_t nmemb, size_t size);
+void *qp_xrealloc(void *p, size_t n);
+/* Grows an array of *cap elements of size `size` so that it holds at least `need`. */
+void *qp_xgrow(void *p, size_t *cap, size_t need, size_t size);
+char *qp_xstrdup(const char *s);
+char *qp_xstrndup(const char *s, size_t n);
+char *qp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *qp_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+void qp_freep(void *p);
+void qp_closep(int *fd);
+void qp_fclosep(FILE **f);
+
+#define qp_autofree __attribute__((cleanup(qp_freep)))
+#define qp_autoclose __attribute__((cleanup(qp_closep)))
+#define qp_autofclose __attribute__((cleanup(qp_fclosep)))
+
+/* Hands ownership out of an auto variable: returns it and leaves NULL behind. */
+#define qp_steal(pp) __extension__({ __typeof__(*(pp)) _v = *(pp); *(pp) = NULL; _v; })
+#define qp_steal_fd(pfd) __extension__({ int _fd = *(pfd); *(pfd) = -1; _fd; })
+
+#define QP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A growable, always NUL-terminated string. */
+struct qp_buf {
+	char *s;
+	size_t len, cap;
+};
+
+void qp_buf_add(struct qp_buf *b, const char *s);
+void qp_buf_addf(struct qp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void qp_buf_addc(struct qp_buf *b, char c);
+/* Returns the string (never NULL) and leaves the buffer empty. */
+char *qp_buf_steal(struct qp_buf *b);
+void qp_buf_free(struct qp_buf *b);
+
+#endif

@@ -1,0 +1,253 @@
+/* The host model read from the fixture hosts (tests/fixtures/mkhost.py), whose
+ * trees the build writes into $QP_FIXTURES. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "advice.h"
+#include "host.h"
+#include "util.h"
+
+static struct qp_host *load(const char *name)
+{
+	const char *dir = getenv("QP_FIXTURES");
+	if (!dir)
+		fail_msg("QP_FIXTURES is not set");
+	qp_autofree char *path = qp_xasprintf("%s/%s", dir, name);
+	struct qp_root root;
+	struct qp_err *err = NULL;
+	if (qp_root_open(path, &root, &err) < 0)
+		fail_msg("%s", err->msg);
+	struct qp_host *h = qp_xcalloc(1, sizeof(*h));
+	if (qp_host_load(&root, h, &err) < 0)
+		fail_msg("%s", err->msg);
+	qp_root_close(&root);
+	return h;
+}
+
+static void unload(struct qp_host *h)
+{
+	qp_host_free(h);
+	free(h);
+}
+
+static const struct qp_pci_dev *dev(const struct qp_host *h, const char *addr)
+{
+	struct qp_pci_addr a;
+	struct qp_err *err = NULL;
+	if (qp_parse_pci_addr(addr, &a, &err) < 0)
+		fail_msg("%s", err->msg);
+	const struct qp_pci_dev *d = qp_host_dev(h, &a);
+	if (!d)
+		fail_msg("no device %s", addr);
+	return d;
+}
+
+static void assert_cpus(const struct qp_cpulist *l, const char *want)
+{
+	char *s = qp_cpulist_fmt(l);
+	if (strcmp(s, want))
+		fail_msg("CPUs %s, expected %s", s, want);
+	free(s);
+}
+
+static void seed_gpus(void **state)
+{
+	struct qp_host *h = load("seed");
+	const char *slots[] = { "04", "05", "08", "09", "85", "86", "89", "8a" };
+	for (size_t i = 0; i < QP_ARRAY_SIZE(slots); i++) {
+		for (int f = 0; f < 4; f++) {
+			char a[16];
+			snprintf(a, sizeof(a), "0000:%s:00.%d", slots[i], f);
+			const struct qp_pci_dev *d = dev(h, a);
+			static const uint16_t ids[] = { 0x1e04, 0x10f7, 0x1ad6, 0x1ad7 };
+			static const uint32_t cls[] = { 0x030000, 0x040300, 0x0c0330, 0x0c8000 };
+			assert_int_equal(d->vendor, 0x10de);
+			assert_int_equal(d->device, ids[f]);
+			assert_int_equal(d->class, cls[f]);
+			assert_int_equal(d->header_type, QP_HDR_ENDPOINT);
+			assert_true(d->multifunction);
+			assert_int_equal(d->numa_node, i < 4 ? 0 : 1);
+			assert_cpus(&d->local_cpus, i < 4 ? "0-13,28-41" : "14-27,42-55");
+			assert_true(d->has_parent);
+		}
+	}
+	const struct qp_pci_dev *g = dev(h, "0000:04:00.0");
+	assert_int_equal(g->iommu_group, 44);
+	assert_string_equal(g->driver, "vfio-pci");
+	assert_null(g->driver_override);
+	assert_string_equal(g->name, "NVIDIA Corporation TU102 [GeForce RTX 2080 Ti]");
+	assert_string_equal(g->vendor_name, "NVIDIA Corporation");
+	assert_string_equal(g->class_name, "VGA compatible controller");
+	assert_string_equal(g->sysfs_path, "sys/devices/pci0000:00/0000:00:02.0/0000:02:00.0/"
+					   "0000:03:08.0/0000:04:00.0");
+	char p[QP_PCI_ADDR_LEN];
+	qp_pci_addr_fmt(&g->parent, p);
+	assert_string_equal(p, "0000:03:08.0");
+	assert_false(g->boot_vga);
+	assert_non_null(g->reset_methods);
+	assert_string_equal(g->reset_methods[0], "bus");
+	assert_null(g->reset_methods[1]);
+	assert_string_equal(g->power_state, "D0");
+	assert_string_equal(dev(h, "0000:08:00.0")->driver, "nouveau");
+	assert_null(dev(h, "0000:8a:00.0")->driver);
+
+	const struct qp_iommu_group *grp = qp_host_group(h, 44);
+	assert_non_null(grp);
+	assert_int_equal(grp->n_members, 4);
+	assert_string_equal(grp->type, "DMA");
+	assert_true(qp_host_iommu_on(h));
+
+	/* The BMC's display: the boot VGA, behind a bridge, no reset_method file. */
+	const struct qp_pci_dev *ast = dev(h, "0000:0b:00.0");
+	assert_true(ast->boot_vga);
+	assert_null(ast->reset_methods);
+	/* A bridge, and a device pci.ids does not name. */
+	const struct qp_pci_dev *plx = dev(h, "0000:02:00.0");
+	assert_int_equal(plx->header_type, QP_HDR_BRIDGE);
+	assert_null(plx->device_name);
+	assert_string_equal(plx->name, "PLX Technology, Inc. Device 8796");
+	/* An empty reset_method: no reset works. */
+	assert_non_null(dev(h, "0000:00:14.0")->reset_methods);
+	assert_null(dev(h, "0000:00:14.0")->reset_methods[0]);
+	assert_null(h->warnings);
+	unload(h);
+}
+
+static void seed_numa_and_cpus(void **state)
+{
+	struct qp_host *h = load("seed");
+	/* numactl --hardware in the seed. */
+	assert_int_equal(h->n_nodes, 2);
+	assert_cpus(&h->nodes[0].cpus, "0-13,28-41");
+	assert_cpus(&h->nodes[1].cpus, "14-27,42-55");
+	assert_true(h->nodes[0].mem_total_kb / 1024 == 130947);
+	assert_true(h->nodes[0].mem_free_kb / 1024 == 1417);
+	assert_true(h->nodes[1].mem_total_kb / 1024 == 131072);
+	assert_true(h->nodes[1].mem_free_kb / 1024 == 68);
+	assert_int_equal(h->nodes[0].n_distance, 2);
+	assert_int_equal(h->nodes[0].distance[1], 21);
+	assert_int_equal(h->nodes[0].n_hugepages, 2);
+	assert_true(h->nodes[0].hugepages[0].size_kb == 2048);
+	assert_true(h->nodes[0].hugepages[1].size_kb == 1048576);
+
+	assert_int_equal(h->n_cpus, 56);
+	const struct qp_cpu *c = qp_host_cpu(h, 3);
+	assert_cpus(&c->siblings, "3,31");
+	assert_int_equal(c->package, 0);
+	assert_int_equal(c->node, 0);
+	assert_true(c->online);
+	c = qp_host_cpu(h, 42);
+	assert_cpus(&c->siblings, "14,42");
+	assert_int_equal(c->package, 1);
+	assert_int_equal(c->node, 1);
+	/* Broadwell's core ids skip 7. */
+	assert_int_equal(qp_host_cpu(h, 7)->core, 8);
+
+	assert_string_equal(h->cpu_vendor, "GenuineIntel");
+	assert_true(h->cpu_vmx);
+	assert_false(h->cpu_svm);
+	assert_non_null(strstr(h->cmdline, "intel_iommu=on"));
+	assert_int_equal(h->modules[QP_MOD_VFIO_PCI], QP_MOD_LOADED);
+	assert_int_equal(h->modules[QP_MOD_KVM_INTEL], QP_MOD_LOADED);
+	assert_int_equal(h->modules[QP_MOD_KVM_AMD], QP_MOD_ABSENT);
+	assert_true(h->dev_kvm);
+	assert_true(h->dev_vfio);
+	assert_int_equal(h->n_vfio_groups, 2);
+	assert_int_equal(h->vfio_groups[0], 44);
+	unload(h);
+}
+
+static void peg_group_holds_its_root_port(void **state)
+{
+	struct qp_host *h = load("desktop-peg");
+	const struct qp_iommu_group *g = qp_host_group(h, 1);
+	assert_non_null(g);
+	assert_int_equal(g->n_members, 3);
+	const struct qp_pci_dev *port = qp_host_dev(h, &g->members[0]);
+	assert_int_equal(port->header_type, QP_HDR_BRIDGE);
+	assert_int_equal(dev(h, "0000:01:00.0")->numa_node, -1);
+	assert_true(dev(h, "0000:00:02.0")->boot_vga);
+	assert_false(dev(h, "0000:01:00.0")->boot_vga);
+	assert_int_equal(h->n_nodes, 1);
+	assert_cpus(&qp_host_cpu(h, 0)->siblings, "0,6");
+	assert_true(h->nodes[0].hugepages[0].total == 1024);
+	assert_int_equal(h->modules[QP_MOD_VFIO_PCI], QP_MOD_ABSENT);
+	unload(h);
+}
+
+static void chipset_group_is_shared(void **state)
+{
+	struct qp_host *h = load("desktop-chipset");
+	const struct qp_pci_dev *gpu = dev(h, "0000:03:00.0");
+	const struct qp_iommu_group *g = qp_host_group(h, gpu->iommu_group);
+	assert_int_equal(g->n_members, 8);
+	assert_string_equal(dev(h, "0000:04:00.0")->driver, "r8169");
+	assert_int_equal(dev(h, "0000:04:00.0")->iommu_group, gpu->iommu_group);
+	/* Zen numbers SMT siblings next to each other. */
+	assert_cpus(&qp_host_cpu(h, 5)->siblings, "4-5");
+	assert_string_equal(h->cpu_vendor, "AuthenticAMD");
+	assert_true(h->cpu_svm);
+	assert_string_equal(qp_advice_iommu_param(h), "amd_iommu=on");
+	unload(h);
+}
+
+static void iommu_off_host(void **state)
+{
+	struct qp_host *h = load("iommu-off");
+	assert_false(qp_host_iommu_on(h));
+	assert_int_equal(h->n_groups, 0);
+	assert_int_equal(dev(h, "0000:65:00.0")->iommu_group, -1);
+	assert_false(h->dev_vfio);
+	assert_int_equal(h->n_vfio_groups, 0);
+	char *advice = qp_advice_iommu_off(h);
+	assert_non_null(strstr(advice, "intel_iommu=on"));
+	assert_non_null(strstr(advice, "GRUB_CMDLINE_LINUX"));
+	assert_non_null(strstr(advice, "grub2-mkconfig"));
+	assert_null(strstr(advice, "amd_iommu"));
+	free(advice);
+	/* When the command line already asks for it, the firmware is what is off. */
+	free(h->cmdline);
+	h->cmdline = qp_xstrdup("ro quiet intel_iommu=on");
+	advice = qp_advice_iommu_off(h);
+	assert_non_null(strstr(advice, "already has intel_iommu=on"));
+	assert_non_null(strstr(advice, "VT-d"));
+	free(advice);
+	unload(h);
+}
+
+static void missing_root_is_named(void **state)
+{
+	struct qp_root root;
+	struct qp_err *err = NULL;
+	assert_int_equal(qp_root_open("/nonexistent/qpass-root", &root, &err), -1);
+	assert_non_null(strstr(err->msg, "/nonexistent/qpass-root"));
+	qp_err_free(err);
+	err = NULL;
+	/* A directory that is not a Linux root. */
+	assert_int_equal(qp_root_open("/usr/share", &root, &err), 0);
+	struct qp_host h;
+	assert_int_equal(qp_host_load(&root, &h, &err), -1);
+	assert_non_null(strstr(err->msg, "/usr/share/sys/bus/pci/devices"));
+	assert_non_null(err->hint);
+	qp_err_free(err);
+	qp_root_close(&root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(seed_gpus),
+		cmocka_unit_test(seed_numa_and_cpus),
+		cmocka_unit_test(peg_group_holds_its_root_port),
+		cmocka_unit_test(chipset_group_is_shared),
+		cmocka_unit_test(iommu_off_host),
+		cmocka_unit_test(missing_root_is_named),
+	};
+	return cmocka_run_group_tests_name("host", tests, NULL, NULL);
+}
