@@ -35,9 +35,9 @@ char *qp_advice_iommu_off(const struct qp_host *h)
 		return qp_buf_steal(&b);
 	}
 	qp_buf_addf(&b,
-		    "To turn it on: enable VT-d (Intel) or AMD-Vi (AMD) in the firmware setup;\n"
-		    "add %s to GRUB_CMDLINE_LINUX in /etc/default/grub;\n"
-		    "run update-grub (Debian, Ubuntu) or grub2-mkconfig -o /boot/grub2/grub.cfg\n"
+		    "To turn it on: enable VT-d (Intel) or AMD-Vi (AMD) in the firmware setup; "
+		    "add %s to GRUB_CMDLINE_LINUX in /etc/default/grub; "
+		    "run update-grub (Debian, Ubuntu) or grub2-mkconfig -o /boot/grub2/grub.cfg "
 		    "(CentOS, RHEL, Fedora); then reboot.\n",
 		    qp_advice_iommu_param(h));
 	return qp_buf_steal(&b);

@@ -9,7 +9,7 @@
  * "intel_iommu=on", "amd_iommu=on", or both when the vendor is unknown. */
 const char *qp_advice_iommu_param(const struct qp_host *h);
 
-/* A paragraph saying the IOMMU is off and how to turn it on, fitted to this host
+/* Paragraphs, one a line, saying the IOMMU is off and how to turn it on, fitted to this host
  * (CPU vendor, what the kernel command line already has). Caller frees. */
 char *qp_advice_iommu_off(const struct qp_host *h);
 

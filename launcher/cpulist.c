@@ -69,8 +69,9 @@ int qp_cpulist_parse(const char *s, struct qp_cpulist *out, struct qp_err **err)
 	return 0;
 bad:
 	free(l.cpu);
-	return qp_err_set(err, 0, "'%s' is not a CPU list (expected e.g. 0-13,28-41; CPUs up to %d)",
-			  t, QP_MAX_CPU);
+	qp_autofree char *q = qp_quote(t);
+	return qp_err_set(err, 0, "%s is not a CPU list (expected e.g. 0-13,28-41; CPUs up to %d)",
+			  q, QP_MAX_CPU);
 }
 
 char *qp_cpulist_fmt(const struct qp_cpulist *l)

@@ -196,7 +196,8 @@ static int load_reset_methods(const struct qp_root *r, const char *dir, struct q
 	for (char *w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
 		for (const char *p = w; *p; p++) {
 			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) {
-				qp_err_set(err, 0, "'%s' is not a reset method name", w);
+				qp_autofree char *q = qp_quote(w);
+				qp_err_set(err, 0, "%s is not a reset method name", q);
 				return name_file(r, rel, err);
 			}
 		}
@@ -251,8 +252,8 @@ static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci
 		return name_file(r, dir, err);
 	const char *last = strrchr(d->sysfs_path, '/');
 	if (strncmp(d->sysfs_path, "sys/devices/", 12) || !last || strcmp(last + 1, name)) {
-		qp_err_set(err, 0, "expected a link to ../../../devices/.../%s, got '%s'", name,
-			   target);
+		qp_autofree char *q = qp_quote(target);
+		qp_err_set(err, 0, "expected a link to ../../../devices/.../%s, got %s", name, q);
 		return name_file(r, dir, err);
 	}
 	const char *prev = last;
@@ -314,7 +315,8 @@ static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci
 		return -1;
 	long g = -1;
 	if (group && parse_int_name(group, 1L << 30, &g) < 0) {
-		qp_err_set(err, 0, "the group '%s' is not a number", group);
+		qp_autofree char *q = qp_quote(group);
+		qp_err_set(err, 0, "the group %s is not a number", q);
 		return name_file(r, rel, err);
 	}
 	d->iommu_group = (int)g;
@@ -338,7 +340,8 @@ static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci
 		for (const char *const *s = power_states; *s; s++)
 			known = known || !strcmp(*s, d->power_state);
 		if (!known) {
-			qp_err_set(err, 0, "unknown power state '%s'", d->power_state);
+			qp_autofree char *q = qp_quote(d->power_state);
+			qp_err_set(err, 0, "unknown power state %s", q);
 			return name_file(r, rel, err);
 		}
 	}
@@ -522,7 +525,8 @@ static int load_distance(const struct qp_root *r, const char *dir, struct qp_num
 	for (char *w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
 		long x;
 		if (parse_int_name(w, 255, &x) < 0) {
-			qp_err_set(err, 0, "'%s' is not a distance (0-255)", w);
+			qp_autofree char *q = qp_quote(w);
+			qp_err_set(err, 0, "%s is not a distance (0-255)", q);
 			return name_file(r, rel, err);
 		}
 		nd->distance = qp_xrealloc(nd->distance, (nd->n_distance + 1) * sizeof(int));

@@ -152,6 +152,12 @@ static char *fmt_hugesize(uint64_t kb)
 	return qp_xasprintf("%lluK", (unsigned long long)kb);
 }
 
+/* The device's own name where pci.ids knows it (tables are narrow), else lspci's. */
+static const char *short_name(const struct qp_pci_dev *d)
+{
+	return d->device_name ? d->device_name : d->name;
+}
+
 /* "  0000:04:00.0  0300  10de:1e04  vfio-pci        VGA compatible controller" */
 static void add_dev_row(struct qp_buf *b, const struct qp_pci_dev *d, const char *desc)
 {
@@ -218,7 +224,7 @@ static void text_gpu(struct qp_buf *b, const struct qp_host *h, const struct gpu
 	for (size_t i = 0; i < g->n_peers; i++) {
 		const struct qp_pci_dev *p = g->peers[i];
 		qp_autofree char *desc = qp_xasprintf("%s%s", p->header_type == QP_HDR_BRIDGE ?
-						      "[bridge] " : "", p->name);
+						      "[bridge] " : "", short_name(p));
 		add_dev_row(b, p, desc);
 	}
 	(void)h;
@@ -242,8 +248,8 @@ static void text_nodes(struct qp_buf *b, const struct qp_host *h)
 		qp_buf_addf(&line, "memory %s, %s free", total, free_);
 		for (size_t j = 0; j < nd->n_hugepages; j++) {
 			qp_autofree char *sz = fmt_hugesize(nd->hugepages[j].size_kb);
-			qp_buf_addf(&line, "%s %s pages %llu of %llu free", j ? "," : ";", sz,
-				    (unsigned long long)nd->hugepages[j].free,
+			qp_buf_addf(&line, "%s %s %llu/%llu", j ? "," : "; hugepages free/total",
+				    sz, (unsigned long long)nd->hugepages[j].free,
 				    (unsigned long long)nd->hugepages[j].total);
 		}
 		qp_autofree char *l = qp_buf_steal(&line);
@@ -260,12 +266,12 @@ static void text_host(struct qp_buf *b, const struct qp_host *h)
 	} else {
 		qp_buf_add(b, "  IOMMU  off\n");
 		qp_autofree char *advice = qp_advice_iommu_off(h);
-		/* Indent the paragraph under the heading, each line wrapped. */
-		for (char *line = advice, *next; line && *line; line = next) {
-			next = strchr(line, '\n');
+		/* Each paragraph wrapped and indented under the heading. */
+		for (char *para = advice, *next; para && *para; para = next) {
+			next = strchr(para, '\n');
 			if (next)
 				*next++ = '\0';
-			add_wrapped(b, "         ", line);
+			add_wrapped(b, "         ", para);
 		}
 	}
 	struct qp_buf kvm = { 0 };
@@ -307,7 +313,7 @@ static void text_others(struct qp_buf *b, const struct qp_host *h, const struct 
 			    d->device, g, n);
 		add_cell(b, d->driver ? d->driver : "-", 12, true);
 		qp_buf_addc(b, ' ');
-		add_cell(b, d->name, WIDTH - (b->len - start), false);
+		add_cell(b, short_name(d), WIDTH - (b->len - start), false);
 		qp_buf_addc(b, '\n');
 	}
 }

@@ -36,7 +36,8 @@ static bool hexn(const char *s, int n, bool strict, unsigned *out)
 
 static int bad_addr(const char *s, struct qp_err **err, const char *form)
 {
-	return qp_err_set(err, 0, "'%s' is not a PCI address (expected %s)", s, form);
+	qp_autofree char *q = qp_quote(s);
+	return qp_err_set(err, 0, "%s is not a PCI address (expected %s)", q, form);
 }
 
 int qp_parse_pci_addr(const char *s, struct qp_pci_addr *out, struct qp_err **err)
@@ -103,26 +104,6 @@ bool qp_pci_same_slot(const struct qp_pci_addr *a, const struct qp_pci_addr *b)
 	return a->domain == b->domain && a->bus == b->bus && a->slot == b->slot;
 }
 
-/* Shows a value safely in a message: at most 40 printable characters. */
-static char *shown(const char *s)
-{
-	struct qp_buf b = { 0 };
-	qp_buf_addc(&b, '\'');
-	for (size_t i = 0; s[i] && i < 40; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '\n')
-			qp_buf_add(&b, "\\n");
-		else if (isprint(c))
-			qp_buf_addc(&b, (char)c);
-		else
-			qp_buf_addf(&b, "\\x%02x", c);
-	}
-	if (strlen(s) > 40)
-		qp_buf_add(&b, "...");
-	qp_buf_addc(&b, '\'');
-	return qp_buf_steal(&b);
-}
-
 int qp_parse_line(const char *content, size_t len, char **out, struct qp_err **err)
 {
 	size_t n = len;
@@ -130,7 +111,7 @@ int qp_parse_line(const char *content, size_t len, char **out, struct qp_err **e
 		n--;
 	for (size_t i = 0; i < n; i++) {
 		if (content[i] == '\n' || content[i] == '\0') {
-			qp_autofree char *s = shown(content);
+			qp_autofree char *s = qp_quote(content);
 			return qp_err_set(err, 0, "expected one line, got %s", s);
 		}
 	}
@@ -167,7 +148,7 @@ int qp_parse_sysfs_hex(const char *content, unsigned bits, uint32_t *out, struct
 	if (ok && bits < 32 && x >> bits)
 		ok = false;
 	if (!ok) {
-		qp_autofree char *s = shown(content);
+		qp_autofree char *s = qp_quote(content);
 		return qp_err_set(err, 0, "expected a %u-bit hex value like 0x%0*x, got %s", bits,
 				  (int)digits, 0, s);
 	}
@@ -185,7 +166,7 @@ int qp_parse_sysfs_int(const char *content, long min, long max, long *out, struc
 	long x = strtol(v, &end, 10);
 	/* strtol accepts leading blanks and '+'; the kernel never writes them. */
 	if (errno || *end || isspace((unsigned char)v[0]) || v[0] == '+' || x < min || x > max) {
-		qp_autofree char *s = shown(content);
+		qp_autofree char *s = qp_quote(content);
 		return qp_err_set(err, 0, "expected an integer from %ld to %ld, got %s", min, max, s);
 	}
 	*out = x;
@@ -211,7 +192,7 @@ int qp_parse_sysfs_u64(const char *content, uint64_t *out, struct qp_err **err)
 	if (value_text(content, &v, err) < 0)
 		return -1;
 	if (!parse_u64_word(v, out)) {
-		qp_autofree char *s = shown(content);
+		qp_autofree char *s = qp_quote(content);
 		return qp_err_set(err, 0, "expected a non-negative integer, got %s", s);
 	}
 	return 0;
@@ -226,7 +207,7 @@ int qp_parse_link_name(const char *target, const char *dir, char **name, struct 
 		  strncmp(slash - dl, dir, dl) == 0 &&
 		  (slash - dl == target || slash[-(ptrdiff_t)dl - 1] == '/');
 	if (!ok) {
-		qp_autofree char *s = shown(target);
+		qp_autofree char *s = qp_quote(target);
 		return qp_err_set(err, 0, "expected a link to .../%s/NAME, got %s", dir, s);
 	}
 	*name = qp_xstrdup(base);
@@ -246,7 +227,7 @@ int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uin
 		int n, off = 0;
 		char key[64];
 		if (sscanf(l, "Node %d %63[^:]:%n", &n, key, &off) != 2 || !off || n != node) {
-			qp_autofree char *s = shown(l);
+			qp_autofree char *s = qp_quote(l);
 			return qp_err_set(err, 0, "line %u: expected 'Node %d KEY: VALUE', got %s",
 					  lineno, node, s);
 		}
@@ -258,7 +239,7 @@ int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uin
 		const char *unit = v + dn;
 		uint64_t x;
 		if (dn == 0 || dn >= sizeof(num) || (strcmp(unit, " kB") && strcmp(unit, ""))) {
-			qp_autofree char *s = shown(l);
+			qp_autofree char *s = qp_quote(l);
 			return qp_err_set(err, 0, "line %u: malformed value in %s", lineno, s);
 		}
 		memcpy(num, v, dn);
@@ -310,7 +291,7 @@ int qp_parse_proc_modules(const char *content, char ***names, struct qp_err **er
 		uint64_t sz;
 		if (sscanf(l, "%63s %31s %n", name, size, &end) != 2 || !end ||
 		    !parse_u64_word(size, &sz)) {
-			qp_autofree char *s = shown(l);
+			qp_autofree char *s = qp_quote(l);
 			qp_strv_free(v);
 			return qp_err_set(err, 0, "line %u: expected 'NAME SIZE REFS DEPS STATE ADDR', "
 					  "got %s", lineno, s);

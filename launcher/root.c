@@ -212,8 +212,10 @@ bool qp_root_exists(const struct qp_root *root, const char *rel)
 int qp_path_join_link(const char *dir, const char *target, char **out, struct qp_err **err)
 {
 	if (target[0] == '/')
-		return qp_err_set(err, 0, "link target '%s' is absolute; sysfs links are relative",
-				  target);
+	{
+		qp_autofree char *q = qp_quote(target);
+		return qp_err_set(err, 0, "link target %s is absolute; sysfs links are relative", q);
+	}
 	/* Components of dir, then of target, folded on a stack. */
 	qp_autofree char *all = qp_xasprintf("%s/%s", dir, target);
 	char **parts = NULL;
@@ -225,8 +227,8 @@ int qp_path_join_link(const char *dir, const char *target, char **out, struct qp
 		if (!strcmp(tok, "..")) {
 			if (!n) {
 				free(parts);
-				return qp_err_set(err, 0, "link target '%s' leaves the system root",
-						  target);
+				qp_autofree char *q = qp_quote(target);
+				return qp_err_set(err, 0, "link target %s leaves the system root", q);
 			}
 			n--;
 			continue;

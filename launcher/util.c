@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -151,4 +152,24 @@ void qp_buf_free(struct qp_buf *b)
 	free(b->s);
 	b->s = NULL;
 	b->len = b->cap = 0;
+}
+
+char *qp_quote(const char *s)
+{
+	struct qp_buf b = { 0 };
+	qp_buf_addc(&b, '\'');
+	size_t i = 0;
+	for (; s[i] && i < 40; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n')
+			qp_buf_add(&b, "\\n");
+		else if (c < 0x80 && isprint(c))
+			qp_buf_addc(&b, (char)c);
+		else
+			qp_buf_addf(&b, "\\x%02x", c);
+	}
+	if (s[i])
+		qp_buf_add(&b, "...");
+	qp_buf_addc(&b, '\'');
+	return qp_buf_steal(&b);
 }
