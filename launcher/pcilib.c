@@ -64,6 +64,10 @@ static int annotate(struct pci_access *pacc, const struct qp_root *root, struct 
 	/* libpci wants a mutable string for both name and value. */
 	char param[] = "sysfs.path";
 	pci_set_param(pacc, param, sysfs);
+	/* Names come from pci.ids alone: minimal hosts have no udev hwdb, and libpci 3.9's
+	 * hwdb fallback leaks its udev handle on every name pci.ids lacks. */
+	char hwdb[] = "hwdb.disable", one[] = "1";
+	pci_set_param(pacc, hwdb, one);
 	pacc->method = PCI_ACCESS_SYS_BUS_PCI;
 	pci_init(pacc);
 	pci_scan_bus(pacc);
