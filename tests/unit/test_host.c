@@ -11,6 +11,7 @@
 
 #include "advice.h"
 #include "host.h"
+#include "pcilib.h"
 #include "util.h"
 
 static struct qp_host *load(const char *name)
@@ -239,6 +240,22 @@ static void missing_root_is_named(void **state)
 	qp_root_close(&root);
 }
 
+/* libpci's own error handler would exit the process; qpass's must come back with the
+ * message. Its sysfs scan fails on a root without sys/bus/pci/devices. */
+static void libpci_errors_come_back(void **state)
+{
+	struct qp_root root;
+	struct qp_err *err = NULL;
+	assert_int_equal(qp_root_open("/usr/share", &root, &err), 0);
+	struct qp_host h = { 0 };
+	assert_int_equal(qp_pcilib_annotate(&root, &h, &err), -1);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, "libpci: "));
+	assert_non_null(strstr(err->msg, "/usr/share/sys/bus/pci"));
+	qp_err_free(err);
+	qp_root_close(&root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +265,7 @@ int main(void)
 		cmocka_unit_test(chipset_group_is_shared),
 		cmocka_unit_test(iommu_off_host),
 		cmocka_unit_test(missing_root_is_named),
+		cmocka_unit_test(libpci_errors_come_back),
 	};
 	return cmocka_run_group_tests_name("host", tests, NULL, NULL);
 }
