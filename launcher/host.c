@@ -64,6 +64,18 @@ static void add_warning(struct qp_host *h, char *msg)
 	h->warnings[n + 1] = NULL;
 }
 
+/* Orders for qsort: directory listings sort "node10" before "node2". */
+#define QP_CMP_BY(name, type, field)                                                   \
+	static int name(const void *a, const void *b)                                   \
+	{                                                                               \
+		const type *x = a, *y = b;                                              \
+		return (x->field > y->field) - (x->field < y->field);                   \
+	}
+QP_CMP_BY(cmp_group, struct qp_iommu_group, id)
+QP_CMP_BY(cmp_hugepages, struct qp_hugepages, size_kb)
+QP_CMP_BY(cmp_node, struct qp_numa_node, id)
+QP_CMP_BY(cmp_cpu, struct qp_cpu, id)
+
 /* --- reading one value, the error naming the file --------------------------------- */
 
 static int name_file(const struct qp_root *r, const char *rel, struct qp_err **err)
@@ -439,13 +451,8 @@ static int load_groups(const struct qp_root *r, struct qp_host *h, struct qp_err
 	if (rc < 0)
 		return rc;
 	/* Sort numerically: the directory listing sorts "100" before "44". */
-	for (size_t i = 1; i < h->n_groups; i++) {
-		struct qp_iommu_group g = h->groups[i];
-		size_t j = i;
-		for (; j && h->groups[j - 1].id > g.id; j--)
-			h->groups[j] = h->groups[j - 1];
-		h->groups[j] = g;
-	}
+	if (h->n_groups)
+		qsort(h->groups, h->n_groups, sizeof(*h->groups), cmp_group);
 	/* Every device that names a group must be listed in it. */
 	for (size_t i = 0; i < h->n_devs; i++) {
 		const struct qp_pci_dev *d = &h->devs[i];
@@ -504,13 +511,8 @@ static int load_hugepages(const struct qp_root *r, const char *dir, struct qp_nu
 	}
 	qp_strv_free(names);
 	/* By size: "hugepages-1048576kB" lists before "hugepages-2048kB". */
-	for (size_t i = 1; i < nd->n_hugepages; i++) {
-		struct qp_hugepages x = nd->hugepages[i];
-		size_t j = i;
-		for (; j && nd->hugepages[j - 1].size_kb > x.size_kb; j--)
-			nd->hugepages[j] = nd->hugepages[j - 1];
-		nd->hugepages[j] = x;
-	}
+	if (nd->n_hugepages)
+		qsort(nd->hugepages, nd->n_hugepages, sizeof(*nd->hugepages), cmp_hugepages);
 	return rc;
 }
 
@@ -570,13 +572,8 @@ static int load_nodes(const struct qp_root *r, struct qp_host *h, struct qp_err 
 	qp_strv_free(names);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 1; i < h->n_nodes; i++) {
-		struct qp_numa_node x = h->nodes[i];
-		size_t j = i;
-		for (; j && h->nodes[j - 1].id > x.id; j--)
-			h->nodes[j] = h->nodes[j - 1];
-		h->nodes[j] = x;
-	}
+	if (h->n_nodes)
+		qsort(h->nodes, h->n_nodes, sizeof(*h->nodes), cmp_node);
 	for (size_t i = 0; i < h->n_nodes; i++) {
 		if (h->nodes[i].n_distance != h->n_nodes) {
 			qp_autofree char *rel = qp_xasprintf(NODE_DIR "/node%d/distance",
@@ -656,13 +653,8 @@ static int load_cpus(const struct qp_root *r, struct qp_host *h, struct qp_err *
 	qp_strv_free(names);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 1; i < h->n_cpus; i++) {
-		struct qp_cpu x = h->cpus[i];
-		size_t j = i;
-		for (; j && h->cpus[j - 1].id > x.id; j--)
-			h->cpus[j] = h->cpus[j - 1];
-		h->cpus[j] = x;
-	}
+	if (h->n_cpus)
+		qsort(h->cpus, h->n_cpus, sizeof(*h->cpus), cmp_cpu);
 	for (size_t i = 0; i < h->n_nodes; i++) {
 		const struct qp_numa_node *nd = &h->nodes[i];
 		for (size_t j = 0; j < nd->cpus.n; j++) {

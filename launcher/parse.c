@@ -43,11 +43,15 @@ static int bad_addr(const char *s, struct qp_err **err, const char *form)
 int qp_parse_pci_addr(const char *s, struct qp_pci_addr *out, struct qp_err **err)
 {
 	unsigned d, b, sl, f;
-	if (strlen(s) != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.' ||
-	    !hexn(s, 4, true, &d) || !hexn(s + 5, 2, true, &b) || !hexn(s + 8, 2, true, &sl) ||
-	    !hexn(s + 11, 1, true, &f) || sl > 31 || f > 7)
+	size_t n = strlen(s);
+	/* The domain takes what the fixed-width "BB:SS.F" tail leaves: 4 to 8 digits. */
+	int dl = (int)n - 8;
+	const char *t = s + (dl > 0 ? dl : 0);
+	if (dl < 4 || dl > 8 || s[dl] != ':' || t[3] != ':' || t[6] != '.' ||
+	    !hexn(s, dl, true, &d) || (dl > 4 && s[0] == '0') || !hexn(t + 1, 2, true, &b) ||
+	    !hexn(t + 4, 2, true, &sl) || !hexn(t + 7, 1, true, &f) || sl > 31 || f > 7)
 		return bad_addr(s, err, "DDDD:BB:SS.F, e.g. 0000:04:00.0");
-	*out = (struct qp_pci_addr){ (uint16_t)d, (uint8_t)b, (uint8_t)sl, (uint8_t)f };
+	*out = (struct qp_pci_addr){ d, (uint8_t)b, (uint8_t)sl, (uint8_t)f };
 	return 0;
 }
 
@@ -78,7 +82,7 @@ int qp_parse_pci_selector(const char *s, struct qp_pci_addr *out, bool *has_func
 		return qp_err_set(err, 0, "'%s': slot 0x%02x is out of range (0-1f)", s, sl);
 	if (f > 7)
 		return qp_err_set(err, 0, "'%s': function %u is out of range (0-7)", s, f);
-	*out = (struct qp_pci_addr){ (uint16_t)d, (uint8_t)b, (uint8_t)sl, (uint8_t)f };
+	*out = (struct qp_pci_addr){ d, (uint8_t)b, (uint8_t)sl, (uint8_t)f };
 	return 0;
 }
 
@@ -214,16 +218,23 @@ int qp_parse_link_name(const char *target, const char *dir, char **name, struct 
 	return 0;
 }
 
+/* Returns a copy of the line at *p, without its newline, and moves *p past it. */
+static char *next_line(const char **p)
+{
+	const char *nl = strchr(*p, '\n');
+	size_t len = nl ? (size_t)(nl - *p) : strlen(*p);
+	char *l = qp_xstrndup(*p, len);
+	*p += len + (nl ? 1 : 0);
+	return l;
+}
+
 int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uint64_t *free_kb,
 			  struct qp_err **err)
 {
 	bool have_total = false, have_free = false;
 	const char *line = content;
 	for (unsigned lineno = 1; *line; lineno++) {
-		const char *nl = strchr(line, '\n');
-		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		qp_autofree char *l = qp_xstrndup(line, len);
-		line += len + (nl ? 1 : 0);
+		qp_autofree char *l = next_line(&line);
 		int n, off = 0;
 		char key[64];
 		if (sscanf(l, "Node %d %63[^:]:%n", &n, key, &off) != 2 || !off || n != node) {
@@ -282,10 +293,7 @@ int qp_parse_proc_modules(const char *content, char ***names, struct qp_err **er
 	size_t n = 0, cap = 0;
 	const char *line = content;
 	for (unsigned lineno = 1; *line; lineno++) {
-		const char *nl = strchr(line, '\n');
-		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		qp_autofree char *l = qp_xstrndup(line, len);
-		line += len + (nl ? 1 : 0);
+		qp_autofree char *l = next_line(&line);
 		char name[64], size[32];
 		int end = 0;
 		uint64_t sz;

@@ -13,18 +13,19 @@
 #include "err.h"
 
 struct qp_pci_addr {
-	uint16_t domain;
+	uint32_t domain;  /* 4 hex digits, or more: Intel VMD adds domains from 10000 */
 	uint8_t bus;
 	uint8_t slot;  /* 0..31 */
 	uint8_t func;  /* 0..7 */
 };
 
-/* "0000:04:00.0" plus NUL */
-#define QP_PCI_ADDR_LEN 13
-/* "0000:04:00" plus NUL */
-#define QP_PCI_SLOT_LEN 11
+/* "0000:04:00.0" plus NUL, with room for an 8-digit domain */
+#define QP_PCI_ADDR_LEN 17
+/* "0000:04:00" plus NUL, with room for an 8-digit domain */
+#define QP_PCI_SLOT_LEN 15
 
-/* Parses a sysfs device name: exactly "DDDD:BB:SS.F" in lower-case hex. */
+/* Parses a sysfs device name: exactly "DDDD:BB:SS.F" in lower-case hex (a VMD domain
+ * has 5 to 8 digits: "10000:00:00.0"). */
 int qp_parse_pci_addr(const char *s, struct qp_pci_addr *out, struct qp_err **err);
 
 /* Parses what a user writes: "[DDDD:]BB:SS[.F]", either case. *has_func says whether a

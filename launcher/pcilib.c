@@ -75,7 +75,7 @@ static int annotate(struct pci_access *pacc, const struct qp_root *root, struct 
 	size_t seen = 0;
 	for (struct pci_dev *p = pacc->devices; p; p = p->next) {
 		pci_fill_info(p, PCI_FILL_IDENT | PCI_FILL_CLASS);
-		struct qp_pci_addr a = { (uint16_t)p->domain, p->bus, p->dev, p->func };
+		struct qp_pci_addr a = { (uint32_t)p->domain, p->bus, p->dev, p->func };
 		char name[QP_PCI_ADDR_LEN];
 		qp_pci_addr_fmt(&a, name);
 		struct qp_pci_dev *d = NULL;

@@ -64,7 +64,7 @@ def test_json_contract():
         for d in doc["devices"]:
             for k, t in DEVICE_KEYS.items():
                 assert isinstance(d[k], t), (h, d["address"], k)
-            assert re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]", d["address"])
+            assert re.fullmatch(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]", d["address"])
             assert re.fullmatch(r"[0-9a-f]{4}", d["class"]), d["class"]
             assert re.fullmatch(r"[0-9a-f]{4}", d["vendor"])
             assert re.fullmatch(r"[0-9a-f]{4}", d["device"])

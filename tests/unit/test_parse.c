@@ -117,7 +117,15 @@ static void pci_addr_sysfs_form(void **state)
 	qp_pci_slot_fmt(&a, slot);
 	assert_string_equal(slot, "0000:8a:1f");
 
+	/* Intel VMD's domains have five digits. */
+	EXPECT_OK(qp_parse_pci_addr("10000:e1:00.0", &a, err));
+	assert_int_equal(a.domain, 0x10000);
+	assert_int_equal(a.bus, 0xe1);
+	qp_pci_addr_fmt(&a, buf);
+	assert_string_equal(buf, "10000:e1:00.0");
+
 	const char *bad[] = { "04:00.0", "0000:04:00", "0000:04:20.0", "0000:04:00.8",
+			      "000:04:00.0", "000000000:04:00.0", "01000:04:00.0",
 			      "0000:8A:00.0", "0000:04:00.0 ", "0000-04:00.0", "" };
 	for (size_t i = 0; i < QP_ARRAY_SIZE(bad); i++)
 		EXPECT_ERR(qp_parse_pci_addr(bad[i], &a, err), "is not a PCI address");
