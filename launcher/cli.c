@@ -11,6 +11,9 @@
 #include "host.h"
 #include "jsonout.h"
 #include "list.h"
+#include "plan.h"
+#include "plan_show.h"
+#include "profile.h"
 #include "qp-config.h"
 #include "root.h"
 #include "util.h"
@@ -24,6 +27,8 @@ static const char usage_text[] =
 	"Commands:\n"
 	"  list [--all] [--json]  the GPUs with every function of their slots, their\n"
 	"                         IOMMU groups, NUMA nodes, local CPUs and drivers\n"
+	"  plan PROFILE [--json]  the plan for a VM profile on this host: devices and\n"
+	"                         guest slots, vCPU pins, memory node, the QEMU argv\n"
 	"\n"
 	"Global options:\n"
 	"  --sysroot DIR   read the host (DIR/sys, DIR/proc, DIR/dev) under DIR instead\n"
@@ -44,6 +49,19 @@ static const char list_usage[] =
 	"\n"
 	"  --all    also every other PCI device\n"
 	"  --json   JSON for scripts (schema: docs/list-json.md)\n"
+	"  --sysroot DIR  as the global option\n";
+
+static const char plan_usage[] =
+	"Usage: qpass [--sysroot DIR] plan PROFILE [--json]\n"
+	"\n"
+	"Plans the VM of PROFILE (a JSON file, docs/profile.md) on this host and shows\n"
+	"the plan: each passed-through function with its IOMMU group, NUMA node, current\n"
+	"driver and guest slot; the vCPU -> host CPU pins and the emulator CPUs; the\n"
+	"memory node; and the exact QEMU command line, one option per line, quoted for\n"
+	"a shell. Reads only; changes nothing. When no valid plan exists it says why and\n"
+	"how to fix it, and exits 1.\n"
+	"\n"
+	"  --json   JSON for scripts (schema: docs/plan-json.md)\n"
 	"  --sysroot DIR  as the global option\n";
 
 struct globals {
@@ -145,6 +163,74 @@ static int cmd_list(struct globals *g, int argc, char **argv)
 	return finish_output(rc);
 }
 
+static int cmd_plan(struct globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "sysroot", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool json = false;
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			g->sysroot = optarg;
+			break;
+		case 'h':
+			fputs(plan_usage, stdout);
+			return finish_output(QP_EXIT_OK);
+		default:
+			return usage_error("plan: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("plan: %s", optind >= argc ? "which profile? (qpass plan "
+			       "PROFILE)" : "one profile at a time");
+
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_profile p;
+	if (qp_profile_load(argv[optind], &p, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	struct qp_host h;
+	if (load_host(g, &h, &err) < 0) {
+		qp_profile_free(&p);
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	print_warnings(&h);
+	struct qp_plan plan;
+	int rc = QP_EXIT_OK;
+	if (qp_plan_make(&p, &h, &plan, &err) < 0) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	} else {
+		for (char **w = plan.warnings; json && w && *w; w++)
+			fprintf(stderr, "qpass: warning: %s\n", *w);
+		if (json) {
+			if (qp_json_print(stdout, qp_plan_json(&plan), &err) < 0) {
+				qp_err_report(&err);
+				rc = QP_EXIT_FAIL;
+			}
+		} else {
+			qp_autofree char *text = qp_plan_text(&plan);
+			fputs(text, stdout);
+		}
+		qp_plan_free(&plan);
+	}
+	qp_host_free(&h);
+	qp_profile_free(&p);
+	return finish_output(rc);
+}
+
 struct command {
 	const char *name;
 	int (*run)(struct globals *g, int argc, char **argv);
@@ -152,6 +238,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "list", cmd_list },
+	{ "plan", cmd_plan },
 };
 
 int qp_main(int argc, char **argv)

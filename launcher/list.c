@@ -102,34 +102,6 @@ static void add_cell(struct qp_buf *b, const char *s, size_t width, bool pad)
 	}
 }
 
-/* Appends "prefix" + text, breaking text after commas or spaces so that no line is
- * wider than WIDTH; continuation lines are indented to the prefix's width. */
-static void add_wrapped(struct qp_buf *b, const char *prefix, const char *text)
-{
-	size_t indent = strlen(prefix), col = indent;
-	qp_buf_add(b, prefix);
-	const char *p = text;
-	while (*p) {
-		/* The next piece runs to the next break, the break included. */
-		size_t n = strcspn(p, ", ");
-		while (p[n] == ',' || p[n] == ' ')
-			n++;
-		if (col > indent && col + n > WIDTH) {
-			/* Drop a trailing space before the break. */
-			if (b->len && b->s[b->len - 1] == ' ')
-				b->s[--b->len] = '\0';
-			qp_buf_addc(b, '\n');
-			for (col = 0; col < indent; col++)
-				qp_buf_addc(b, ' ');
-		}
-		qp_autofree char *piece = qp_xstrndup(p, n);
-		qp_buf_add(b, piece);
-		col += n;
-		p += n;
-	}
-	qp_buf_addc(b, '\n');
-}
-
 static char *fmt_group(int g)
 {
 	return g < 0 ? qp_xstrdup("-") : qp_xasprintf("%d", g);
@@ -209,7 +181,7 @@ static void text_gpu(struct qp_buf *b, const struct qp_host *h, const struct gpu
 		if (g->funcs[i]->boot_vga)
 			qp_buf_add(&info, ", boot VGA");
 	qp_autofree char *infos = qp_buf_steal(&info);
-	add_wrapped(b, "  ", infos);
+	qp_buf_add_wrapped(b, WIDTH, "  ", infos);
 
 	for (size_t i = 0; i < g->n_funcs; i++)
 		add_dev_row(b, g->funcs[i], g->funcs[i]->class_name);
@@ -241,7 +213,7 @@ static void text_nodes(struct qp_buf *b, const struct qp_host *h)
 		const struct qp_numa_node *nd = &h->nodes[i];
 		qp_autofree char *cpus = qp_cpulist_fmt(&nd->cpus);
 		qp_autofree char *prefix = qp_xasprintf("  node %d  CPUs ", nd->id);
-		add_wrapped(b, prefix, *cpus ? cpus : "none");
+		qp_buf_add_wrapped(b, WIDTH, prefix, *cpus ? cpus : "none");
 		qp_autofree char *total = fmt_mem(nd->mem_total_kb);
 		qp_autofree char *free_ = fmt_mem(nd->mem_free_kb);
 		struct qp_buf line = { 0 };
@@ -254,7 +226,7 @@ static void text_nodes(struct qp_buf *b, const struct qp_host *h)
 		}
 		qp_autofree char *l = qp_buf_steal(&line);
 		qp_autofree char *pad = qp_xasprintf("%*s", (int)strlen(prefix) - 5, "");
-		add_wrapped(b, pad, l);
+		qp_buf_add_wrapped(b, WIDTH, pad, l);
 	}
 }
 
@@ -271,7 +243,7 @@ static void text_host(struct qp_buf *b, const struct qp_host *h)
 			next = strchr(para, '\n');
 			if (next)
 				*next++ = '\0';
-			add_wrapped(b, "         ", para);
+			qp_buf_add_wrapped(b, WIDTH, "         ", para);
 		}
 	}
 	struct qp_buf kvm = { 0 };
@@ -281,7 +253,7 @@ static void text_host(struct qp_buf *b, const struct qp_host *h)
 			qp_buf_addf(&kvm, ", %s %s", qp_module_name(m),
 				    qp_module_state_name(h->modules[m]));
 	qp_autofree char *k = qp_buf_steal(&kvm);
-	add_wrapped(b, "  KVM    ", k);
+	qp_buf_add_wrapped(b, WIDTH, "  KVM    ", k);
 	struct qp_buf vfio = { 0 };
 	for (int m = QP_MOD_VFIO; m <= QP_MOD_VFIO_IOMMU_TYPE1; m++)
 		qp_buf_addf(&vfio, "%s%s %s", m == QP_MOD_VFIO ? "" : ", ", qp_module_name(m),
@@ -292,7 +264,7 @@ static void text_host(struct qp_buf *b, const struct qp_host *h)
 			qp_buf_addf(&vfio, "%s%d", i ? "," : "", h->vfio_groups[i]);
 	}
 	qp_autofree char *v = qp_buf_steal(&vfio);
-	add_wrapped(b, "  VFIO   ", v);
+	qp_buf_add_wrapped(b, WIDTH, "  VFIO   ", v);
 }
 
 static void text_others(struct qp_buf *b, const struct qp_host *h, const struct view *v)

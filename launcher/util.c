@@ -173,3 +173,31 @@ char *qp_quote(const char *s)
 	qp_buf_addc(&b, '\'');
 	return qp_buf_steal(&b);
 }
+
+/* Appends "prefix" + text, breaking text after commas or spaces so that no line is
+ * wider than width; continuation lines are indented to the prefix's width. */
+void qp_buf_add_wrapped(struct qp_buf *b, size_t width, const char *prefix, const char *text)
+{
+	size_t indent = strlen(prefix), col = indent;
+	qp_buf_add(b, prefix);
+	const char *p = text;
+	while (*p) {
+		/* The next piece runs to the next break, the break included. */
+		size_t n = strcspn(p, ", ");
+		while (p[n] == ',' || p[n] == ' ')
+			n++;
+		if (col > indent && col + n > width) {
+			/* Drop a trailing space before the break. */
+			if (b->len && b->s[b->len - 1] == ' ')
+				b->s[--b->len] = '\0';
+			qp_buf_addc(b, '\n');
+			for (col = 0; col < indent; col++)
+				qp_buf_addc(b, ' ');
+		}
+		qp_autofree char *piece = qp_xstrndup(p, n);
+		qp_buf_add(b, piece);
+		col += n;
+		p += n;
+	}
+	qp_buf_addc(b, '\n');
+}

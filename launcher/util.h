@@ -51,5 +51,8 @@ void qp_buf_addc(struct qp_buf *b, char c);
 /* Returns the string (never NULL) and leaves the buffer empty. */
 char *qp_buf_steal(struct qp_buf *b);
 void qp_buf_free(struct qp_buf *b);
+/* Appends prefix + text + "\n", breaking text after commas and spaces so that no line
+ * is wider than `width`; continuation lines are indented to the prefix's width. */
+void qp_buf_add_wrapped(struct qp_buf *b, size_t width, const char *prefix, const char *text);
 
 #endif
