@@ -57,10 +57,11 @@ static char *lookup(struct pci_access *pacc, int flags, int a, int b)
 	return s ? qp_xstrdup(s) : NULL;
 }
 
-static int annotate(struct pci_access *pacc, const struct qp_root *root, struct qp_host *h,
+/* Runs under the jump buffer: no cleanup attribute here would run on libpci's error
+ * (the jump skips them), so everything it allocates is owned by the caller or the host. */
+static int annotate(struct pci_access *pacc, char *sysfs, struct qp_host *h,
 		    struct qp_err **err)
 {
-	qp_autofree char *sysfs = qp_root_display(root, "sys/bus/pci");
 	/* libpci wants a mutable string for both name and value. */
 	char param[] = "sysfs.path";
 	pci_set_param(pacc, param, sysfs);
@@ -117,10 +118,11 @@ int qp_pcilib_annotate(const struct qp_root *root, struct qp_host *h, struct qp_
 	sigjmp_buf jump;
 	/* volatile: read after a longjmp. */
 	volatile int rc = 0;
+	qp_autofree char *sysfs = qp_root_display(root, "sys/bus/pci");
 	pci_host = h;
 	if (sigsetjmp(jump, 0) == 0) {
 		pci_jump = &jump;
-		rc = annotate(pacc, root, h, err);
+		rc = annotate(pacc, sysfs, h, err);
 	} else {
 		rc = qp_err_set(err, 0, "libpci: %s", pci_msg);
 	}

@@ -531,6 +531,11 @@ static int read_disks(struct ctx *c, json_object *root, struct qp_profile *p)
 		d->bus = (enum qp_disk_bus)bus;
 		d->cache = (enum qp_cache)cache;
 		d->aio = (enum qp_aio)aio;
+		if (d->readonly && d->bus == QP_DISK_SATA) {
+			qp_autofree char *sub = qp_xasprintf("%s.readonly", path);
+			return fail(c, sub, "QEMU's SATA disks cannot be read-only; use \"bus\": "
+				    "\"virtio\"");
+		}
 		if (d->aio == QP_AIO_NATIVE && d->cache != QP_CACHE_NONE &&
 		    d->cache != QP_CACHE_DIRECTSYNC) {
 			qp_autofree char *sub = qp_xasprintf("%s.aio", path);

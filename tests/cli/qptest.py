@@ -18,7 +18,7 @@ def fixture(name):
     return os.path.join(FIXTURES, name)
 
 
-def run(*args, sysroot=None, env=None):
+def run(*args, sysroot=None, env=None, cwd=None):
     """Runs qpass; a sanitizer report or a signal is a failure whatever the test expects."""
     e = dict(os.environ)
     e.pop("QPASS_SYSROOT", None)
@@ -26,7 +26,7 @@ def run(*args, sysroot=None, env=None):
         e.update(env)
     argv = [QPASS] + (["--sysroot", sysroot] if sysroot else []) + list(args)
     # Strict UTF-8: qpass must never echo raw bytes of a corrupt file.
-    p = subprocess.run(argv, capture_output=True, text=True, env=e, timeout=60)
+    p = subprocess.run(argv, capture_output=True, text=True, env=e, timeout=60, cwd=cwd)
     if p.returncode < 0 or "Sanitizer" in p.stderr or "runtime error" in p.stderr:
         raise AssertionError("qpass %s crashed (%d):\n%s" % (" ".join(args), p.returncode,
                                                             p.stderr))
@@ -74,3 +74,66 @@ def main(tests):
             print("FAIL - %s: %s" % (t.__name__, ex))
     print("%d passed, %d failed" % (len(tests) - failed, failed))
     return 1 if failed else 0
+
+
+class Qemu:
+    """A real QEMU started with an argv from `qpass plan`, its QMP on an already
+    listening socket passed as fd 3, as qpass's launcher will do."""
+
+    def __init__(self, argv, tmp):
+        import socket
+        path = os.path.join(tmp, "qmp.sock")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(1)
+        fd = listener.fileno()
+
+        def child():
+            if fd != 3:
+                os.dup2(fd, 3)
+            os.set_inheritable(3, True)
+
+        self.proc = subprocess.Popen(argv, preexec_fn=child, close_fds=False,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        listener.close()  # QEMU holds it now: when QEMU dies, connecting fails at once
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(30)
+        try:
+            self.sock.connect(path)
+        except OSError as e:
+            self.proc.wait(10)
+            raise AssertionError("QEMU did not start (%s):\n%s" % (e, self.proc.stderr.read()))
+        self.file = self.sock.makefile("rw")
+        greeting = json.loads(self.file.readline())
+        assert "QMP" in greeting, greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.file.write(json.dumps(msg) + "\n")
+        self.file.flush()
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise AssertionError("QMP closed:\n" + self.proc.stderr.read())
+            reply = json.loads(line)
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise AssertionError("%s: %s" % (name, reply["error"]))
+            return reply["return"]
+
+    def quit(self):
+        try:
+            self.cmd("quit")
+        except (AssertionError, OSError):
+            pass
+        self.sock.close()
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()

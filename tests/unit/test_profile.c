@@ -85,7 +85,7 @@ static void full_profile(void **state)
 		"  \"lifecycle\": {\"on_poweroff\": \"preserve\", \"on_crash\": \"restart\"},\n"
 		"  \"disks\": [{\"file\": \"/a.qcow2\", \"format\": \"qcow2\", \"cache\": \"none\",\n"
 		"              \"aio\": \"native\"}, {\"file\": \"/b\", \"format\": \"raw\",\n"
-		"              \"bus\": \"sata\", \"readonly\": true}],\n"
+		"              \"bus\": \"sata\", \"readonly\": false}],\n"
 		"  \"network\": [{\"type\": \"bridge\", \"bridge\": \"br0\",\n"
 		"                \"mac\": \"52:54:00:8c:04:9f\"}, {\"type\": \"user\",\n"
 		"                \"model\": \"e1000e\"}],\n"
@@ -130,7 +130,7 @@ static void full_profile(void **state)
 	assert_true(p.disks[0].qcow2);
 	assert_int_equal(p.disks[0].aio, QP_AIO_NATIVE);
 	assert_int_equal(p.disks[1].bus, QP_DISK_SATA);
-	assert_true(p.disks[1].readonly);
+	assert_false(p.disks[1].readonly);
 	assert_int_equal(p.n_nets, 2);
 	assert_string_equal(p.nets[0].bridge, "br0");
 	assert_string_equal(p.nets[1].model, "e1000e");
@@ -194,6 +194,8 @@ static void errors_name_line_column_and_key(void **state)
 	    "'format' is required");
 	BAD(" \"disks\": [{\"file\": \"/a\", \"format\": \"raw\", \"aio\": \"native\", "
 	    "\"cache\": \"writeback\"}]}", "t.json:2:", "\"native\" needs");
+	BAD(" \"disks\": [{\"file\": \"/a\", \"format\": \"raw\", \"bus\": \"sata\", "
+	    "\"readonly\": true}]}", "t.json:2:", "cannot be read-only");
 	BAD(" \"passthrough\": [\"04:00\", \"4:0\"]}", "t.json:2:27: passthrough[1]: ",
 	    "is not a PCI address");
 	BAD(" \"passthrough\": [7]}", "t.json:2:18: passthrough[0]: ", "got int");

@@ -1,0 +1,112 @@
+"""`qpass plan` on the fixture hosts: the example profiles' plans against committed
+golden files (as Proxmox's cfg2cmd tests do), and every failing case's message."""
+
+import json
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from qptest import SOURCE, check_golden, fixture, main, run  # noqa: E402
+
+# Each example profile on the host it was written for.
+EXAMPLES = [("win10-gpu-01", "seed"), ("win10-gpu-02", "seed"),
+            ("desktop-ovmf", "desktop-peg")]
+
+
+def plan(profile, host, *extra):
+    # From the source tree, so that the profile's path in the output is stable.
+    return run("plan", profile, *extra, sysroot=fixture(host), cwd=SOURCE)
+
+
+def test_golden_plans():
+    for name, host in EXAMPLES:
+        profile = "profiles/examples/%s.json" % name
+        p = plan(profile, host)
+        assert p.returncode == 0, p.stderr
+        check_golden("plan/%s.txt" % name, p.stdout)
+        p = plan(profile, host, "--json")
+        assert p.returncode == 0, p.stderr
+        check_golden("plan/%s.json" % name, p.stdout)
+        argv = json.loads(p.stdout)["argv"]
+        check_golden("plan/%s.args" % name, "\n".join(argv) + "\n")
+
+
+def test_seed_plan_json():
+    p = plan("profiles/examples/win10-gpu-01.json", "seed", "--json")
+    doc = json.loads(p.stdout)
+    assert doc["numa_node"] == 0 and doc["memory_nodes"] == [0]
+    assert doc["vcpu_pins"] == list(range(14))
+    assert doc["emulator_cpus"] == list(range(28, 42))
+    devs = [(d["host"], d["guest"], d["multifunction"]) for d in doc["devices"]]
+    assert devs == [("0000:%s:00.%d" % (b, f), "pci.0:%s.%d" % (s, f), f == 0)
+                    for b, s in (("04", "06"), ("05", "07")) for f in range(4)], devs
+    assert doc["devices"][0]["iommu_group"] == 44
+    assert doc["fds"] == {"qmp": 3, "taps": [{"fd": 4, "bridge": "br0"}]}
+    p = plan("profiles/examples/win10-gpu-02.json", "seed", "--json")
+    doc = json.loads(p.stdout)
+    assert doc["numa_node"] == 1 and doc["vcpu_pins"] == list(range(14, 28))
+    assert [d["guest"] for d in doc["devices"] if d["multifunction"]] == \
+        ["pci.0:06.0", "pci.0:07.0", "pci.0:08.0", "pci.0:09.0"]
+
+
+def test_text_is_pastable():
+    """The argv shown for people is one option a line, quoted for a POSIX shell."""
+    p = plan("profiles/examples/win10-gpu-01.json", "seed")
+    text = p.stdout.split("QEMU command line\n", 1)[1]
+    import shlex
+    words = shlex.split(text.replace("\\\n", " "))
+    doc = json.loads(plan("profiles/examples/win10-gpu-01.json", "seed", "--json").stdout)
+    assert words == doc["argv"]
+
+
+def failing(host, profile_text, *needles):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(profile_text)
+    try:
+        p = run("plan", f.name, sysroot=fixture(host))
+    finally:
+        os.unlink(f.name)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout == "", p.stdout
+    assert p.stderr.startswith("qpass: error: "), p.stderr
+    for n in needles:
+        assert n in p.stderr, "%r lacks %r" % (p.stderr, n)
+    return p.stderr
+
+
+BASE = '{"name": "t", "memory": "4G", "vcpus": %d, %s}'
+
+
+def test_failures_say_what_and_how():
+    failing("desktop-chipset", BASE % (2, '"passthrough": ["03:00"]'),
+            "VFIO takes whole IOMMU groups", "(driver xhci_hcd)", "fix: pass them through")
+    failing("desktop-chipset", BASE % (2, '"passthrough": ["07:00"]'),
+            "boot VGA", "fix: ", "allow_boot_vga")
+    failing("seed", BASE % (2, '"passthrough": ["04:00", "85:00"]'),
+            "NUMA nodes 0 and 1", "fix: ", '"numa": 0')
+    failing("seed", BASE % (16, '"passthrough": ["04:00"]'),
+            "16 vCPUs at 1 thread per core need 16 cores", "fix: lower \"vcpus\"")
+    failing("iommu-off", BASE % (2, '"passthrough": ["65:00"]'),
+            "the IOMMU is off", "intel_iommu=on")
+    err = failing("seed", '{"name": "t",\n "memory": "4G", "vcpus": 2,\n "cpu": {"modle": "x"}}',
+                  ":3:10: cpu.modle: unknown key (did you mean 'model'?)")
+    assert re.search(r"^qpass: error: /\S+\.json:3:10:", err), err
+    failing("seed", '{"name": "t", "memory": "4G" "vcpus": 2}', ":1:30: not valid JSON")
+
+
+def test_usage():
+    p = run("plan")
+    assert p.returncode == 2 and "which profile" in p.stderr
+    p = run("plan", "a.json", "b.json")
+    assert p.returncode == 2
+    p = run("plan", "--help")
+    assert p.returncode == 0 and "--json" in p.stdout
+    p = run("plan", "/nonexistent/vm.json", sysroot=fixture("seed"))
+    assert p.returncode == 1 and "/nonexistent/vm.json" in p.stderr
+
+
+if __name__ == "__main__":
+    sys.exit(main([test_golden_plans, test_seed_plan_json, test_text_is_pastable,
+                   test_failures_say_what_and_how, test_usage]))
