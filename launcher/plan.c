@@ -242,9 +242,10 @@ static int choose_node(const struct qp_profile *p, const struct qp_host *h,
 	}
 	if (node < 0) {
 		node = h->nodes[0].id;
-		if (unknown && h->n_nodes > 1)
+		if (unknown)
 			warn(plan, qp_xasprintf("the firmware gives no NUMA node for the passthrough "
-						"devices; the VM goes on node %d", node));
+						"devices; the VM goes on node %d%s", node,
+						h->n_nodes == 1 ? ", the host's only node" : ""));
 	}
 	plan->numa_node = node;
 	return 0;
