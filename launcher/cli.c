@@ -105,7 +105,14 @@ static void print_warnings(const struct qp_host *h)
 		fprintf(stderr, "qpass: warning: %s\n", *w);
 }
 
-static int cmd_list(struct globals *g, int argc, char **argv)
+/* What the read-only commands share: --json, --all (where it applies), --sysroot and
+ * --help, in any order among the arguments. Returns -1 to go on, else an exit status. */
+struct flags {
+	bool json, all;
+};
+
+static int parse_flags(struct globals *g, int argc, char **argv, const char *usage,
+		       bool with_all, struct flags *f)
 {
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },
@@ -114,29 +121,38 @@ static int cmd_list(struct globals *g, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct qp_list_opts lo = { 0 };
-	bool json = false;
 	int c;
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "ajh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
-			lo.all = true;
+			if (!with_all)
+				return usage_error("%s: unknown option '--all'", argv[0]);
+			f->all = true;
 			break;
 		case 'j':
-			json = true;
+			f->json = true;
 			break;
 		case 's':
 			g->sysroot = optarg;
 			break;
 		case 'h':
-			fputs(list_usage, stdout);
+			fputs(usage, stdout);
 			return finish_output(QP_EXIT_OK);
 		default:
-			return usage_error("list: unknown option '%s'", argv[optind - 1]);
+			return usage_error("%s: unknown option '%s'", argv[0], argv[optind - 1]);
 		}
 	}
+	return -1;
+}
+
+static int cmd_list(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	int rc = parse_flags(g, argc, argv, list_usage, true, &f);
+	if (rc >= 0)
+		return rc;
 	if (optind < argc)
 		return usage_error("list: unexpected argument '%s'", argv[optind]);
 
@@ -147,8 +163,9 @@ static int cmd_list(struct globals *g, int argc, char **argv)
 		return QP_EXIT_FAIL;
 	}
 	print_warnings(&h);
-	int rc = QP_EXIT_OK;
-	if (json) {
+	rc = QP_EXIT_OK;
+	struct qp_list_opts lo = { .all = f.all };
+	if (f.json) {
 		if (!qp_host_iommu_on(&h))
 			fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
 		if (qp_json_print(stdout, qp_list_json(&h, &lo), &err) < 0) {
@@ -165,31 +182,10 @@ static int cmd_list(struct globals *g, int argc, char **argv)
 
 static int cmd_plan(struct globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "sysroot", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	bool json = false;
-	int c;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 's':
-			g->sysroot = optarg;
-			break;
-		case 'h':
-			fputs(plan_usage, stdout);
-			return finish_output(QP_EXIT_OK);
-		default:
-			return usage_error("plan: unknown option '%s'", argv[optind - 1]);
-		}
-	}
+	struct flags f = { 0 };
+	int rc = parse_flags(g, argc, argv, plan_usage, false, &f);
+	if (rc >= 0)
+		return rc;
 	if (optind != argc - 1)
 		return usage_error("plan: %s", optind >= argc ? "which profile? (qpass plan "
 			       "PROFILE)" : "one profile at a time");
@@ -208,14 +204,14 @@ static int cmd_plan(struct globals *g, int argc, char **argv)
 	}
 	print_warnings(&h);
 	struct qp_plan plan;
-	int rc = QP_EXIT_OK;
+	rc = QP_EXIT_OK;
 	if (qp_plan_make(&p, &h, &plan, &err) < 0) {
 		qp_err_report(&err);
 		rc = QP_EXIT_FAIL;
 	} else {
-		for (char **w = plan.warnings; json && w && *w; w++)
+		for (char **w = plan.warnings; f.json && w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
-		if (json) {
+		if (f.json) {
 			if (qp_json_print(stdout, qp_plan_json(&plan), &err) < 0) {
 				qp_err_report(&err);
 				rc = QP_EXIT_FAIL;
