@@ -16,6 +16,7 @@
 #include "profile.h"
 #include "qp-config.h"
 #include "root.h"
+#include "up.h"
 #include "util.h"
 
 static const char usage_text[] =
@@ -29,6 +30,8 @@ static const char usage_text[] =
 	"                         IOMMU groups, NUMA nodes, local CPUs and drivers\n"
 	"  plan PROFILE [--json]  the plan for a VM profile on this host: devices and\n"
 	"                         guest slots, vCPU pins, memory node, the QEMU argv\n"
+	"  up PROFILE             start the VM as planned and supervise it in the\n"
+	"                         foreground until it ends (SIGTERM: graceful stop)\n"
 	"\n"
 	"Global options:\n"
 	"  --sysroot DIR   read the host (DIR/sys, DIR/proc, DIR/dev) under DIR instead\n"
@@ -37,7 +40,7 @@ static const char usage_text[] =
 	"  -V, --version   the version\n"
 	"\n"
 	"Exit status: 0 success; 1 failure (stderr says what and how to fix it);\n"
-	"2 a wrong command line.\n";
+	"2 a wrong command line; 3 (up) QEMU ended on its own.\n";
 
 static const char list_usage[] =
 	"Usage: qpass [--sysroot DIR] list [--all] [--json]\n"
@@ -63,6 +66,23 @@ static const char plan_usage[] =
 	"\n"
 	"  --json   JSON for scripts (schema: docs/plan-json.md)\n"
 	"  --sysroot DIR  as the global option\n";
+
+static const char up_usage[] =
+	"Usage: qpass [--sysroot DIR] up PROFILE\n"
+	"\n"
+	"Starts the VM of PROFILE as `qpass plan` shows it: QEMU starts paused, every\n"
+	"vCPU thread is pinned to its host CPU and QEMU's other threads to the emulator\n"
+	"CPUs, the pins are read back from /proc, and only then does the guest run.\n"
+	"qpass stays in the foreground (fit for systemd and scripts), logs QEMU's output,\n"
+	"and applies the profile's lifecycle: on_poweroff, on_reboot, on_crash.\n"
+	"\n"
+	"SIGTERM or SIGINT asks the guest to power off (ACPI), waits up to the profile's\n"
+	"shutdown_timeout, then quits QEMU, then kills it; a second signal stops QEMU at\n"
+	"once. The runtime directory is $QPASS_RUNDIR/NAME (default /run/qpass/NAME),\n"
+	"with QEMU's QMP socket; one VM per name.\n"
+	"\n"
+	"Exit status: 0 the VM stopped as asked or powered off; 1 it could not be\n"
+	"started (nothing is left running); 3 QEMU ended on its own.\n";
 
 struct globals {
 	const char *sysroot;
@@ -227,6 +247,51 @@ static int cmd_plan(struct globals *g, int argc, char **argv)
 	return finish_output(rc);
 }
 
+static int cmd_up(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	int rc = parse_flags(g, argc, argv, up_usage, false, &f);
+	if (rc >= 0)
+		return rc;
+	if (f.json)
+		return usage_error("up: unknown option '--json'");
+	if (optind != argc - 1)
+		return usage_error("up: %s", optind >= argc ? "which profile? (qpass up PROFILE)"
+						       : "one profile at a time");
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_profile p;
+	if (qp_profile_load(argv[optind], &p, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	struct qp_root root;
+	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
+		qp_profile_free(&p);
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	struct qp_host h;
+	struct qp_plan plan;
+	rc = QP_EXIT_FAIL;
+	if (qp_host_load(&root, &h, &err) == 0) {
+		print_warnings(&h);
+		if (qp_plan_make(&p, &h, &plan, &err) == 0) {
+			for (char **w = plan.warnings; w && *w; w++)
+				fprintf(stderr, "qpass: warning: %s\n", *w);
+			rc = qp_up(&plan, &root, &err);
+			qp_plan_free(&plan);
+		}
+		qp_host_free(&h);
+	}
+	if (rc < 0 || err) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	}
+	qp_root_close(&root);
+	qp_profile_free(&p);
+	return rc;
+}
+
 struct command {
 	const char *name;
 	int (*run)(struct globals *g, int argc, char **argv);
@@ -235,6 +300,7 @@ struct command {
 static const struct command commands[] = {
 	{ "list", cmd_list },
 	{ "plan", cmd_plan },
+	{ "up", cmd_up },
 };
 
 int qp_main(int argc, char **argv)

@@ -7,6 +7,7 @@ enum {
 	QP_EXIT_OK = 0,
 	QP_EXIT_FAIL = 1,   /* the command failed; stderr says what and how to fix it */
 	QP_EXIT_USAGE = 2,  /* the command line is wrong */
+	QP_EXIT_QEMU = 3,   /* up: QEMU ended on its own (crashed, killed) */
 };
 
 int qp_main(int argc, char **argv);
