@@ -17,6 +17,10 @@
 #include "qp-config.h"
 #include "root.h"
 #include "up.h"
+#include "ctl.h"
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 #include "util.h"
 
 static const char usage_text[] =
@@ -32,6 +36,11 @@ static const char usage_text[] =
 	"                         guest slots, vCPU pins, memory node, the QEMU argv\n"
 	"  up PROFILE             start the VM as planned and supervise it in the\n"
 	"                         foreground until it ends (SIGTERM: graceful stop)\n"
+	"  down NAME [--force] [--timeout S]\n"
+	"                         stop a running VM: ACPI power off, then quit\n"
+	"  status [NAME] [--json] state, pids, uptime and placement of running VMs\n"
+	"  qmp NAME COMMAND [JSON-ARGUMENTS]\n"
+	"                         run a QMP command in a running VM, print the reply\n"
 	"\n"
 	"Global options:\n"
 	"  --sysroot DIR   read the host (DIR/sys, DIR/proc, DIR/dev) under DIR instead\n"
@@ -83,6 +92,30 @@ static const char up_usage[] =
 	"\n"
 	"Exit status: 0 the VM stopped as asked or powered off; 1 it could not be\n"
 	"started (nothing is left running); 3 QEMU ended on its own.\n";
+
+static const char down_usage[] =
+	"Usage: qpass down NAME [--force] [--timeout S]\n"
+	"\n"
+	"Stops the running VM NAME through its supervisor (the `qpass up` that runs it):\n"
+	"the guest gets the ACPI power button and up to S seconds (default: the profile's\n"
+	"shutdown_timeout) to power off; then QEMU is told to quit. --force quits at once.\n"
+	"Waits until the VM is gone. Exit status 0 when it stopped, 1 otherwise.\n";
+
+static const char status_usage[] =
+	"Usage: qpass status [NAME] [--json]\n"
+	"\n"
+	"Shows each running VM (or only NAME): its state as QEMU reports it (running,\n"
+	"paused...), the pids of qpass and QEMU, the uptime, the NUMA node, the vCPU ->\n"
+	"host CPU pins. --json: one object for NAME, else an array of them\n"
+	"(docs/status-json.md).\n";
+
+static const char qmp_usage[] =
+	"Usage: qpass qmp NAME COMMAND [JSON-ARGUMENTS]\n"
+	"\n"
+	"Runs a raw QMP command in the running VM NAME, through its supervisor, and prints\n"
+	"QEMU's reply as JSON: {\"return\": ...} (exit 0) or {\"error\": ...} (exit 1).\n"
+	"Example: qpass qmp win10 query-status; qpass qmp win10 human-monitor-command\n"
+	"'{\"command-line\": \"info pci\"}'\n";
 
 struct globals {
 	const char *sysroot;
@@ -292,6 +325,183 @@ static int cmd_up(struct globals *g, int argc, char **argv)
 	return rc;
 }
 
+static int cmd_down(struct globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool force = false;
+	long timeout = -1;
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "ft:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			force = true;
+			break;
+		case 't': {
+			char *end;
+			timeout = strtol(optarg, &end, 10);
+			if (*end || timeout < 1 || timeout > 86400)
+				return usage_error("down: --timeout takes seconds, 1 to 86400");
+			break;
+		}
+		case 'h':
+			fputs(down_usage, stdout);
+			return finish_output(QP_EXIT_OK);
+		default:
+			return usage_error("down: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("down: which VM? (qpass down NAME)");
+	const char *name = argv[optind];
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "command", json_object_new_string("down"));
+	json_object_object_add(req, "force", json_object_new_boolean(force));
+	if (timeout > 0)
+		json_object_object_add(req, "timeout", json_object_new_int((int)timeout));
+	qp_autoerr struct qp_err *err = NULL;
+	json_object *reply;
+	if (qp_ctl_call(name, req, &reply, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	json_object_put(reply);
+	/* Gone when its supervisor has removed the runtime directory's control socket. */
+	qp_autofree char *sock = qp_xasprintf("%s/%s/control.sock", qp_rundir(), name);
+	long wait_s = (force ? 10 : (timeout > 0 ? timeout : 600)) + 15;
+	for (long i = 0; i < wait_s * 10; i++) {
+		if (access(sock, F_OK) < 0) {
+			fprintf(stderr, "qpass: %s stopped\n", name);
+			return QP_EXIT_OK;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "qpass: error: %s is still running after %ld s\n", name, wait_s);
+	return QP_EXIT_FAIL;
+}
+
+static void print_status_row(json_object *st)
+{
+	long up = (long)json_object_get_int64(json_object_object_get(st, "uptime"));
+	char uptime[32];
+	snprintf(uptime, sizeof(uptime), "%ld:%02ld:%02ld", up / 3600, up / 60 % 60, up % 60);
+	struct qp_buf pins = { 0 };
+	json_object *p = json_object_object_get(st, "vcpu_pins");
+	for (size_t v = 0; v < json_object_array_length(p); v++)
+		qp_buf_addf(&pins, "%s%zu->%d", v ? " " : "", v,
+			    json_object_get_int(json_object_array_get_idx(p, v)));
+	qp_autofree char *pin_text = qp_buf_steal(&pins);
+	printf("%-16s %-10s %-9d %-9d %-9s %-4d %s\n",
+	       json_object_get_string(json_object_object_get(st, "name")),
+	       json_object_get_string(json_object_object_get(st, "state")),
+	       json_object_get_int(json_object_object_get(st, "qpass_pid")),
+	       json_object_get_int(json_object_object_get(st, "qemu_pid")), uptime,
+	       json_object_get_int(json_object_object_get(st, "numa_node")), pin_text);
+}
+
+static int cmd_status(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	int rc = parse_flags(g, argc, argv, status_usage, false, &f);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind > 1)
+		return usage_error("status: one VM at a time, or none for all");
+	char **names;
+	if (optind < argc) {
+		names = qp_xcalloc(2, sizeof(char *));
+		names[0] = qp_xstrdup(argv[optind]);
+	} else {
+		names = qp_ctl_names();
+	}
+	json_object *all = json_object_new_array();
+	rc = QP_EXIT_OK;
+	for (char **n = names; *n; n++) {
+		json_object *req = json_object_new_object();
+		json_object_object_add(req, "command", json_object_new_string("status"));
+		struct qp_err *err = NULL;
+		json_object *reply;
+		if (qp_ctl_call(*n, req, &reply, &err) < 0) {
+			qp_err_report(&err);
+			rc = QP_EXIT_FAIL;
+			continue;
+		}
+		json_object_array_add(all, json_object_get(json_object_object_get(reply, "status")));
+		json_object_put(reply);
+	}
+	bool one = optind < argc;
+	qp_strv_free(names);
+	qp_autoerr struct qp_err *err = NULL;
+	if (f.json) {
+		if (one && !json_object_array_length(all)) {
+			json_object_put(all);
+			return rc;
+		}
+		json_object *out = one ? json_object_get(json_object_array_get_idx(all, 0)) : all;
+		if (one)
+			json_object_put(all);
+		if (qp_json_print(stdout, out, &err) < 0) {
+			qp_err_report(&err);
+			return QP_EXIT_FAIL;
+		}
+		return finish_output(rc);
+	}
+	if (json_object_array_length(all))
+		printf("%-16s %-10s %-9s %-9s %-9s %-4s %s\n", "NAME", "STATE", "QPASS", "QEMU",
+		       "UPTIME", "NODE", "vCPU->CPU");
+	else if (!one)
+		printf("no VM is running (under %s)\n", qp_rundir());
+	for (size_t i = 0; i < json_object_array_length(all); i++)
+		print_status_row(json_object_array_get_idx(all, i));
+	json_object_put(all);
+	return finish_output(rc);
+}
+
+static int cmd_qmp(struct globals *g, int argc, char **argv)
+{
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(qmp_usage, stdout);
+		return finish_output(QP_EXIT_OK);
+	}
+	if (argc < 3 || argc > 4)
+		return usage_error("qmp: qpass qmp NAME COMMAND [JSON-ARGUMENTS]%s", "");
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "command", json_object_new_string("qmp"));
+	json_object_object_add(req, "execute", json_object_new_string(argv[2]));
+	if (argc == 4) {
+		json_object *args = json_tokener_parse(argv[3]);
+		if (!json_object_is_type(args, json_type_object)) {
+			json_object_put(args);
+			json_object_put(req);
+			return usage_error("qmp: the arguments are one JSON object, e.g. "
+					   "'{\"command-line\": \"info pci\"}'%s", "");
+		}
+		json_object_object_add(req, "arguments", args);
+	}
+	qp_autoerr struct qp_err *err = NULL;
+	json_object *reply;
+	if (qp_ctl_call(argv[1], req, &reply, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	json_object *r = json_object_get(json_object_object_get(reply, "reply"));
+	json_object_put(reply);
+	bool ok = json_object_object_get_ex(r, "return", NULL);
+	if (qp_json_print(stdout, r, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	(void)g;
+	return finish_output(ok ? QP_EXIT_OK : QP_EXIT_FAIL);
+}
+
 struct command {
 	const char *name;
 	int (*run)(struct globals *g, int argc, char **argv);
@@ -301,6 +511,9 @@ static const struct command commands[] = {
 	{ "list", cmd_list },
 	{ "plan", cmd_plan },
 	{ "up", cmd_up },
+	{ "down", cmd_down },
+	{ "status", cmd_status },
+	{ "qmp", cmd_qmp },
 };
 
 int qp_main(int argc, char **argv)

@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -46,6 +47,8 @@ struct vm {
 	pid_t qemu;
 	int out_fd;
 	struct qp_qmp *qmp;
+	int ctl_fd;          /* the control socket, listening */
+	char *ctl_path;
 	bool has_user;
 	uid_t uid;
 	gid_t gid;
@@ -129,7 +132,7 @@ static void rundir_release(struct vm *vm)
 {
 	if (!vm->dir)
 		return;
-	const char *files[] = { "qmp.sock", "pid", "state.json", "lock" };
+	const char *files[] = { "qmp.sock", "control.sock", "pid", "state.json", "lock" };
 	for (size_t i = 0; i < QP_ARRAY_SIZE(files); i++) {
 		qp_autofree char *f = qp_xasprintf("%s/%s", vm->dir, files[i]);
 		unlink(f);
@@ -140,22 +143,23 @@ static void rundir_release(struct vm *vm)
 
 /* --- starting QEMU ---------------------------------------------------------------- */
 
-static int listen_qmp(struct vm *vm, struct qp_err **err)
+/* A listening socket at path, 0600. */
+static int listen_at(const char *path, int flags, struct qp_err **err)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (strlen(vm->qmp_path) >= sizeof(a.sun_path))
-		return qp_err_set(err, 0, "%s: the path is too long for a socket", vm->qmp_path);
-	strcpy(a.sun_path, vm->qmp_path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (strlen(path) >= sizeof(a.sun_path))
+		return qp_err_set(err, 0, "%s: the path is too long for a socket", path);
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	if (fd < 0)
 		return qp_err_set(err, errno, "socket");
 	mode_t old = umask(0077);
 	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
-	if (rc < 0 || listen(fd, 1) < 0) {
+	if (rc < 0 || listen(fd, 8) < 0) {
 		int e = errno;
 		close(fd);
-		return qp_err_set(err, e, "cannot listen on %s", vm->qmp_path);
+		return qp_err_set(err, e, "cannot listen on %s", path);
 	}
 	return fd;
 }
@@ -208,7 +212,7 @@ fail:
 
 static int spawn(struct vm *vm, struct qp_err **err)
 {
-	int qmp_fd = listen_qmp(vm, err);
+	int qmp_fd = listen_at(vm->qmp_path, 0, err);
 	if (qmp_fd < 0)
 		return -1;
 	int out[2], status[2];
@@ -470,6 +474,7 @@ struct sup {
 	bool quitting;      /* quit was sent: QEMU's exit is expected */
 	int64_t deadline;   /* for the current stage, 0: none */
 	int64_t next_note;
+	int timeout_s;      /* of the graceful stop under way */
 	bool relaunch;
 	int status;         /* QEMU's wait status */
 };
@@ -502,7 +507,8 @@ static void quit(struct vm *vm, struct sup *s)
 	send_quiet(vm, "quit");
 }
 
-static void begin_shutdown(struct vm *vm, struct sup *s)
+/* A graceful stop: ACPI power button, then quit after timeout_s, then SIGKILL. */
+static void begin_shutdown(struct vm *vm, struct sup *s, int timeout_s)
 {
 	if (s->stopping) {
 		say(vm, "asked again: stopping QEMU now");
@@ -510,10 +516,151 @@ static void begin_shutdown(struct vm *vm, struct sup *s)
 		return;
 	}
 	s->stopping = true;
-	s->deadline = now_ms() + (int64_t)vm->p->shutdown_timeout * 1000;
+	s->timeout_s = timeout_s;
+	s->deadline = now_ms() + (int64_t)timeout_s * 1000;
 	s->next_note = now_ms() + 10000;
-	say(vm, "asking the guest to power off (ACPI), up to %d s", vm->p->shutdown_timeout);
+	say(vm, "asking the guest to power off (ACPI), up to %d s", timeout_s);
 	send_quiet(vm, "system_powerdown");
+}
+
+/* --- the control socket: down, status, qmp ------------------------------------------ */
+
+static json_object *status_json(struct vm *vm)
+{
+	const struct qp_plan *plan = vm->plan;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(vm->p->name));
+	const char *state = "unknown";
+	struct qp_qmp_msg r = { 0 };
+	struct qp_err *err = NULL;
+	if (vm->qmp && qp_qmp_execute(vm->qmp, "query-status", NULL, 5000, &r, &err) == 0 &&
+	    r.kind == QP_QMP_RETURN)
+		state = json_object_get_string(json_object_object_get(r.data, "status"));
+	json_object_object_add(o, "state", json_object_new_string(state ? state : "unknown"));
+	qp_qmp_msg_free(&r);
+	qp_err_free(err);
+	json_object_object_add(o, "qpass_pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "qemu_pid", json_object_new_int(vm->qemu));
+	json_object_object_add(o, "uptime", json_object_new_int64((int64_t)(time(NULL) -
+									    vm->started)));
+	json_object_object_add(o, "numa_node", json_object_new_int(plan->numa_node));
+	json_object *pins = json_object_new_array();
+	for (size_t v = 0; v < plan->n_vcpus; v++)
+		json_object_array_add(pins, json_object_new_int(plan->vcpu_pins[v]));
+	json_object_object_add(o, "vcpu_pins", pins);
+	json_object *emu = json_object_new_array();
+	for (size_t i = 0; i < plan->emulator_cpus.n; i++)
+		json_object_array_add(emu, json_object_new_int(plan->emulator_cpus.cpu[i]));
+	json_object_object_add(o, "emulator_cpus", emu);
+	json_object *mem = json_object_new_array();
+	for (size_t i = 0; i < plan->n_memory_nodes; i++)
+		json_object_array_add(mem, json_object_new_int(plan->memory_nodes[i]));
+	json_object_object_add(o, "memory_nodes", mem);
+	json_object_object_add(o, "qmp", json_object_new_string(vm->qmp_path));
+	return o;
+}
+
+static json_object *reply_error(const char *msg)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(false));
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return o;
+}
+
+static json_object *handle_request(struct vm *vm, struct sup *s, json_object *req)
+{
+	json_object *cmd = json_object_object_get(req, "command");
+	const char *c = json_object_is_type(cmd, json_type_string) ? json_object_get_string(cmd)
+								   : "";
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	if (!strcmp(c, "status")) {
+		json_object_object_add(o, "status", status_json(vm));
+	} else if (!strcmp(c, "down")) {
+		json_object *f = json_object_object_get(req, "force");
+		json_object *t = json_object_object_get(req, "timeout");
+		int timeout = json_object_is_type(t, json_type_int) ? json_object_get_int(t)
+								   : vm->p->shutdown_timeout;
+		bool force = json_object_get_boolean(f);
+		say(vm, "%s asked over the control socket", force ? "a forced stop" : "a stop");
+		if (force)
+			quit(vm, s);
+		else
+			begin_shutdown(vm, s, timeout > 0 ? timeout : 1);
+		json_object_object_add(o, "action",
+				       json_object_new_string(force ? "quit" : "powerdown"));
+		json_object_object_add(o, "qpass_pid", json_object_new_int(getpid()));
+	} else if (!strcmp(c, "qmp")) {
+		json_object *ex = json_object_object_get(req, "execute");
+		json_object *args = json_object_object_get(req, "arguments");
+		if (!json_object_is_type(ex, json_type_string) || !vm->qmp) {
+			json_object_put(o);
+			return reply_error(vm->qmp ? "a qmp request needs \"execute\""
+						   : "QMP is not connected");
+		}
+		struct qp_qmp_msg r;
+		struct qp_err *err = NULL;
+		if (qp_qmp_execute(vm->qmp, json_object_get_string(ex), json_object_get(args),
+				   QMP_TIMEOUT_MS, &r, &err) < 0) {
+			json_object_put(o);
+			json_object *e = reply_error(err->msg);
+			qp_err_free(err);
+			return e;
+		}
+		json_object *reply = json_object_new_object();
+		json_object_object_add(reply, r.kind == QP_QMP_RETURN ? "return" : "error",
+				       json_object_get(r.data));
+		json_object_object_add(o, "reply", reply);
+		qp_qmp_msg_free(&r);
+	} else {
+		json_object_put(o);
+		return reply_error("unknown command (status, down, qmp)");
+	}
+	return o;
+}
+
+static void serve_control(struct vm *vm, struct sup *s)
+{
+	int c = accept4(vm->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	json_object *reply = NULL;
+	/* Only root, or the user qpass runs as, may control the VM. */
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != geteuid())) {
+		reply = reply_error("permission denied");
+	} else {
+		struct timeval tv = { .tv_sec = 2 };
+		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		char buf[65536];
+		size_t n = 0;
+		while (n < sizeof(buf) - 1) {
+			ssize_t r = read(c, buf + n, sizeof(buf) - 1 - n);
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+			if (memchr(buf, '\n', n))
+				break;
+		}
+		buf[n] = '\0';
+		json_object *req = json_tokener_parse(buf);
+		if (!json_object_is_type(req, json_type_object))
+			reply = reply_error("a request is one JSON object on one line");
+		else
+			reply = handle_request(vm, s, req);
+		json_object_put(req);
+	}
+	qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(
+							     reply, JSON_C_TO_STRING_PLAIN));
+	json_object_put(reply);
+	if (send(c, text, strlen(text), MSG_NOSIGNAL) < 0) {
+		/* The client went away; nothing to tell it. */
+	}
+	close(c);
 }
 
 static void on_event(struct vm *vm, struct sup *s, struct qp_qmp_msg *ev)
@@ -564,10 +711,11 @@ static enum outcome supervise(struct vm *vm)
 	struct sup s = { 0 };
 	bool out_open = true, qmp_open = true;
 	for (;;) {
-		struct pollfd fds[3] = {
+		struct pollfd fds[4] = {
 			{ .fd = vm->sig_fd, .events = POLLIN },
 			{ .fd = out_open ? vm->out_fd : -1, .events = POLLIN },
 			{ .fd = qmp_open && vm->qmp ? qp_qmp_fd(vm->qmp) : -1, .events = POLLIN },
+			{ .fd = vm->ctl_fd, .events = POLLIN },
 		};
 		int timeout = -1;
 		if (s.deadline || s.next_note) {
@@ -576,7 +724,7 @@ static enum outcome supervise(struct vm *vm)
 				t = s.next_note;
 			timeout = (int)(t > now_ms() ? t - now_ms() : 0);
 		}
-		int rc = poll(fds, 3, timeout);
+		int rc = poll(fds, 4, timeout);
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents && !forward_output(vm))
@@ -597,9 +745,11 @@ static enum outcome supervise(struct vm *vm)
 			while (read(vm->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGCHLD)
 					continue;
-				begin_shutdown(vm, &s);
+				begin_shutdown(vm, &s, vm->p->shutdown_timeout);
 			}
 		}
+		if (fds[3].revents)
+			serve_control(vm, &s);
 		/* Has QEMU ended? */
 		int status;
 		pid_t w = waitpid(vm->qemu, &status, WNOHANG);
@@ -630,7 +780,7 @@ static enum outcome supervise(struct vm *vm)
 		if (s.deadline && t >= s.deadline) {
 			if (!s.quitting) {
 				say(vm, "the guest did not power off within %d s: stopping QEMU",
-				    vm->p->shutdown_timeout);
+				    s.timeout_s);
 				quit(vm, &s);
 			} else {
 				say(vm, "QEMU did not quit: killing it");
@@ -668,7 +818,7 @@ int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_err 
 	if (refuse_unsupported(plan, err) < 0)
 		return -1;
 	struct vm vm = { .plan = plan, .p = plan->profile, .root = root, .lock_fd = -1,
-			 .sig_fd = -1, .out_fd = -1 };
+			 .sig_fd = -1, .out_fd = -1, .ctl_fd = -1 };
 	if (vm.p->run_as) {
 		struct passwd *pw = getpwnam(vm.p->run_as);
 		if (!pw)
@@ -693,6 +843,11 @@ int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_err 
 	}
 	if (rundir_take(&vm, err) < 0)
 		goto out;
+	vm.ctl_path = qp_xasprintf("%s/control.sock", vm.dir);
+	unlink(vm.ctl_path);
+	vm.ctl_fd = listen_at(vm.ctl_path, SOCK_NONBLOCK, err);
+	if (vm.ctl_fd < 0)
+		goto out;
 	for (;;) {
 		if (start(&vm, err) < 0)
 			goto out;
@@ -712,9 +867,11 @@ out:
 	}
 	qp_qmp_close(vm.qmp);
 	qp_closep(&vm.out_fd);
+	qp_closep(&vm.ctl_fd);
 	rundir_release(&vm);
 	free(vm.dir);
 	free(vm.qmp_path);
+	free(vm.ctl_path);
 	qp_closep(&vm.sig_fd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;

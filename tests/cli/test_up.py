@@ -130,6 +130,57 @@ def test_one_vm_per_name():
         assert rc == 0, err
 
 
+def test_status_qmp_down():
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Up(tmp, name="ctl")
+        st = vm.state()
+        env = {"QPASS_RUNDIR": vm.rundir}
+        p = run("status", "ctl", "--json", env=env)
+        assert p.returncode == 0, p.stderr
+        s = json.loads(p.stdout)
+        assert s["state"] == "running" and s["qemu_pid"] == st["qemu_pid"], s
+        assert s["qpass_pid"] == vm.proc.pid and s["vcpu_pins"] == [0]
+        p = run("status", "--json", env=env)
+        assert [x["name"] for x in json.loads(p.stdout)] == ["ctl"]
+        p = run("status", env=env)
+        assert p.returncode == 0 and "ctl" in p.stdout and "running" in p.stdout, p.stdout
+        p = run("qmp", "ctl", "query-status", env=env)
+        assert p.returncode == 0 and json.loads(p.stdout)["return"]["status"] == "running"
+        p = run("qmp", "ctl", "stop", env=env)
+        assert p.returncode == 0
+        p = run("status", "ctl", "--json", env=env)
+        assert json.loads(p.stdout)["state"] == "paused"
+        p = run("qmp", "ctl", "cont", env=env)
+        p = run("qmp", "ctl", "no-such-command", env=env)
+        assert p.returncode == 1 and json.loads(p.stdout)["error"]["class"] == "CommandNotFound"
+        p = run("qmp", "ctl", "human-monitor-command", '{"command-line": "info cpus"}',
+                env=env)
+        assert p.returncode == 0 and "CPU #0" in json.loads(p.stdout)["return"]
+        p = run("qmp", "ctl", "query-status", "[1]", env=env)
+        assert p.returncode == 2
+        p = run("qmp", "nosuchvm", "query-status", env=env)
+        assert p.returncode == 1 and "no VM named nosuchvm is running" in p.stderr
+        # A guest without an OS ignores the power button: down quits after the timeout.
+        p = run("down", "ctl", "--timeout", "1", env=env)
+        assert p.returncode == 0 and "ctl stopped" in p.stderr, p.stderr
+        rc, err = vm.finish()
+        assert rc == 0, err
+        assert "did not power off within 1 s" in err, err
+        assert not os.path.exists(vm.dir)
+        p = run("status", env=env)
+        assert "no VM is running" in p.stdout
+
+
+def test_down_force():
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Up(tmp, name="forced")
+        vm.state()
+        p = run("down", "forced", "--force", env={"QPASS_RUNDIR": vm.rundir})
+        assert p.returncode == 0, p.stderr
+        rc, err = vm.finish()
+        assert rc == 0 and "a forced stop asked" in err, err
+
+
 def test_refusals():
     with tempfile.TemporaryDirectory() as tmp:
         vm = Up(tmp, name="noqemu", extra=', "qemu": "/nonexistent/qemu"')
@@ -149,4 +200,5 @@ if __name__ == "__main__":
         print("QEMU is missing: apt-get install qemu-system-x86 (tools/dev deps does)")
         sys.exit(SKIP)
     sys.exit(main([test_up_places_and_stops_on_sigterm, test_qemu_killed_means_non_zero,
-                   test_one_vm_per_name, test_refusals]))
+                   test_one_vm_per_name, test_status_qmp_down, test_down_force,
+                   test_refusals]))
