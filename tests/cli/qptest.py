@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 QPASS = os.environ.get("QPASS", "")
 FIXTURES = os.environ.get("QP_FIXTURES", "")
@@ -137,3 +138,83 @@ class Qemu:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+UP_PROFILE = """{ "name": "%s", "memory": "128M", "vcpus": %d, "accel": "tcg",
+  "machine": "pc", "video": "none", "usb": {"controller": "none"}, "shutdown_timeout": 2
+  %s}"""
+
+
+class Up:
+    """`qpass up` of a small TCG VM in the background, its runtime dir under tmp."""
+
+    def __init__(self, tmp, name="uptest", vcpus=1, extra="", text=None):
+        self.tmp = tmp
+        self.name = name
+        self.rundir = os.path.join(tmp, "run")
+        self.profile = os.path.join(tmp, name + ".json")
+        with open(self.profile, "w") as f:
+            f.write(text if text else UP_PROFILE % (name, vcpus, extra))
+        self.env = dict(os.environ, QPASS_RUNDIR=self.rundir)
+        self.env.pop("QPASS_SYSROOT", None)
+        self.log_path = os.path.join(tmp, name + ".log")
+        self.log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen([QPASS, "up", self.profile], env=self.env,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.dir = os.path.join(self.rundir, name)
+
+    def stderr(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_log(self, text, count=1, timeout=120):
+        """Waits until qpass has said `text` count times."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.stderr().count(text) >= count:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError("qpass did not say %r %d times:\n%s" % (text, count,
+                                                                     self.stderr()))
+
+    def state(self, timeout=60):
+        path = os.path.join(self.dir, "state.json")
+        end = time.time() + timeout
+        while time.time() < end:
+            if os.path.exists(path):
+                with open(path) as f:
+                    return json.load(f)
+            if self.proc.poll() is not None:
+                raise AssertionError("qpass up ended: %d\n%s" % (self.proc.returncode,
+                                                                self.stderr()))
+            time.sleep(0.05)
+        raise AssertionError("the VM did not start within %d s" % timeout)
+
+    def finish(self, timeout=60):
+        try:
+            self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise AssertionError("qpass up did not end:\n" + self.stderr())
+        self.log.close()
+        return self.proc.returncode, self.stderr()
+
+
+def allowed(pid, tid):
+    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                return line.split(":", 1)[1].strip()
+
+
+def expand(cpulist):
+    out = []
+    for part in cpulist.split(","):
+        a, _, b = part.partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
+
+

@@ -12,63 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qptest import QPASS, SKIP, SOURCE, fixture, main, run  # noqa: E402
-
-PROFILE = """{ "name": "%s", "memory": "128M", "vcpus": %d, "accel": "tcg", "machine": "pc",
-  "video": "none", "usb": {"controller": "none"}, "shutdown_timeout": 2 %s}"""
-
-
-class Up:
-    def __init__(self, tmp, name="uptest", vcpus=1, extra=""):
-        self.tmp = tmp
-        self.name = name
-        self.rundir = os.path.join(tmp, "run")
-        self.profile = os.path.join(tmp, name + ".json")
-        with open(self.profile, "w") as f:
-            f.write(PROFILE % (name, vcpus, extra))
-        self.env = dict(os.environ, QPASS_RUNDIR=self.rundir)
-        self.env.pop("QPASS_SYSROOT", None)
-        self.proc = subprocess.Popen([QPASS, "up", self.profile], env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.dir = os.path.join(self.rundir, name)
-
-    def state(self, timeout=60):
-        path = os.path.join(self.dir, "state.json")
-        end = time.time() + timeout
-        while time.time() < end:
-            if os.path.exists(path):
-                with open(path) as f:
-                    return json.load(f)
-            if self.proc.poll() is not None:
-                raise AssertionError("qpass up ended: %d\n%s" % (self.proc.returncode,
-                                                                self.proc.stderr.read()))
-            time.sleep(0.05)
-        raise AssertionError("the VM did not start within %d s" % timeout)
-
-    def finish(self, timeout=60):
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError("qpass up did not end:\n" + err)
-        return self.proc.returncode, err
-
-
-def allowed(pid, tid):
-    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
-        for line in f:
-            if line.startswith("Cpus_allowed_list:"):
-                return line.split(":", 1)[1].strip()
-
-
-def expand(cpulist):
-    out = []
-    for part in cpulist.split(","):
-        a, _, b = part.partition("-")
-        out += range(int(a), int(b or a) + 1)
-    return out
-
+from qptest import QPASS, SKIP, SOURCE, Up, allowed, expand, fixture, main, run  # noqa: E402,E501
 
 def test_up_places_and_stops_on_sigterm():
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,141 @@
+"""`qpass up` with a real guest OS (tests/guest: Debian's kernel and busybox, booted
+under TCG): the guest answers the ACPI power button, powers off, reboots and panics
+when told to, and qpass applies the profile's lifecycle each time."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from qptest import SKIP, SOURCE, Up, allowed, expand, main, run  # noqa: E402
+
+GUEST = os.environ.get("QP_GUEST_DIR", "/var/tmp/qpass-test-guest")
+
+PROFILE = """{ "name": "%(name)s", "memory": "256M", "vcpus": 1, "accel": "tcg",
+  "machine": "pc", "video": "none", "usb": {"controller": "none"},
+  "shutdown_timeout": 60, "lifecycle": {%(life)s},
+  "serial": {"type": "file", "path": "%(tmp)s/console.log"},
+  "extra_args": ["-kernel", "%(guest)s/vmlinuz", "-initrd", "%(guest)s/initrd.gz",
+                 "-append", "console=ttyS0 quiet %(word)s"] }"""
+
+
+def boot(tmp, name, word="", life=""):
+    return Up(tmp, name=name, text=PROFILE % {"name": name, "life": life, "tmp": tmp,
+                                              "guest": GUEST, "word": word})
+
+
+def console(tmp):
+    try:
+        with open(os.path.join(tmp, "console.log"), errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def wait_console(tmp, text, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        if text in console(tmp):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the guest did not print %s:\n%s" % (text, console(tmp)))
+
+
+def vcpu_pins(pid):
+    """{vCPU index: its allowed CPUs}, read from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            name = f.read().strip()
+        if name.startswith("CPU "):
+            out[int(name.split()[1].split("/")[0])] = expand(allowed(pid, int(tid)))
+    return out
+
+
+def stop(vm):
+    p = run("down", vm.name, "--force", env={"QPASS_RUNDIR": vm.rundir})
+    assert p.returncode == 0, p.stderr
+    return vm.finish()
+
+
+def test_sigterm_is_an_acpi_shutdown():
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "acpi")
+        st = vm.state()
+        wait_console(tmp, "QPASS-GUEST-UP")
+        assert vcpu_pins(st["qemu_pid"]) == {0: [st["vcpu_pins"][0]]}
+        env = {"QPASS_RUNDIR": vm.rundir}
+        assert json.loads(run("status", "acpi", "--json", env=env).stdout)["state"] == "running"
+        p = run("qmp", "acpi", "query-status", env=env)
+        assert json.loads(p.stdout)["return"]["status"] == "running"
+        vm.proc.send_signal(signal.SIGTERM)
+        rc, err = vm.finish()
+        assert rc == 0, err
+        assert "the guest powered off" in err and "did not power off" not in err, err
+        assert "QPASS-GUEST-POWEROFF" in console(tmp)
+        assert not os.path.exists(vm.dir)
+
+
+def test_guest_powers_off():
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "poweroff", word="qpass.poweroff", life='"on_poweroff": "destroy"')
+        rc, err = vm.finish(timeout=120)
+        assert rc == 0 and "the guest powered off" in err, err
+
+
+def test_reboot_policies():
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "rb-restart", word="qpass.reboot", life='"on_reboot": "restart"')
+        vm.wait_log("the guest rebooted", count=2)
+        rc, err = stop(vm)
+        assert rc == 0, err
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "rb-destroy", word="qpass.reboot", life='"on_reboot": "destroy"')
+        rc, err = vm.finish(timeout=120)
+        assert rc == 0 and "the guest rebooted: on_reboot destroy" in err, err
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "rb-keep", word="qpass.reboot", life='"on_reboot": "preserve"')
+        vm.wait_log("on_reboot preserve pauses it")
+        p = run("status", "rb-keep", "--json", env={"QPASS_RUNDIR": vm.rundir})
+        assert json.loads(p.stdout)["state"] == "paused", p.stdout
+        rc, err = stop(vm)
+        assert rc == 0, err
+
+
+def test_panic_restart_keeps_the_pins():
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "crash", word="qpass.panic", life='"on_crash": "restart"')
+        first = vm.state()["qemu_pid"]
+        vm.wait_log("on_crash restart starts it again")
+        vm.wait_log(" runs: qemu pid", count=2)
+        st = vm.state()
+        assert st["qemu_pid"] != first
+        assert vcpu_pins(st["qemu_pid"]) == {0: [st["vcpu_pins"][0]]}
+        rc, err = stop(vm)
+        assert rc == 0, err
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "crash-d", word="qpass.panic", life='"on_crash": "destroy"')
+        rc, err = vm.finish(timeout=120)
+        assert rc == 0 and "the guest panicked: on_crash destroy" in err, err
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, "crash-p", word="qpass.panic", life='"on_crash": "preserve"')
+        vm.wait_log("on_crash preserve keeps it paused")
+        p = run("status", "crash-p", "--json", env={"QPASS_RUNDIR": vm.rundir})
+        assert json.loads(p.stdout)["state"] in ("paused", "guest-panicked"), p.stdout
+        rc, err = stop(vm)
+        assert rc == 0, err
+
+
+if __name__ == "__main__":
+    build = subprocess.run([os.path.join(SOURCE, "tests", "guest", "build.sh"), GUEST],
+                           capture_output=True, text=True)
+    if build.returncode != 0:
+        print("cannot build the test guest (apt-get download of Debian's kernel and "
+              "busybox-static): %s" % build.stderr.strip())
+        sys.exit(SKIP)
+    sys.exit(main([test_sigterm_is_an_acpi_shutdown, test_guest_powers_off,
+                   test_reboot_policies, test_panic_restart_keeps_the_pins]))
