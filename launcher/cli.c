@@ -306,7 +306,7 @@ static int cmd_up(struct globals *g, int argc, char **argv)
 	struct qp_host h;
 	struct qp_plan plan;
 	rc = QP_EXIT_FAIL;
-	if (qp_host_load(&root, &h, &err) == 0) {
+	if (qp_host_load_ex(&root, 0, &h, &err) == 0) {
 		print_warnings(&h);
 		if (qp_plan_make(&p, &h, &plan, &err) == 0) {
 			for (char **w = plan.warnings; w && *w; w++)

@@ -220,37 +220,23 @@ static int load_reset_methods(const struct qp_root *r, const char *dir, struct q
 	return 0;
 }
 
-static int load_config(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
-		       struct qp_host *h, struct qp_err **err)
+/* From config space qpass takes one byte, the header type: every dword read of it is
+ * a device access, slow under a hypervisor and on hosts with hundreds of functions. */
+static int load_header_type(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
+			    struct qp_err **err)
 {
 	qp_autofree char *rel = qp_xasprintf("%s/config", dir);
-	qp_autofree char *c = NULL;
-	size_t len;
-	if (qp_root_read(r, rel, &c, &len, err) < 0)
+	uint8_t byte, type;
+	if (qp_root_pread(r, rel, 0x0e, &byte, 1, err) < 0)
 		return -1;
-	struct qp_pci_config cfg;
-	if (qp_parse_pci_config((const unsigned char *)c, len, &cfg, err) < 0)
+	if (qp_parse_pci_header_type(byte, &type, &d->multifunction, err) < 0)
 		return name_file(r, rel, err);
-	d->header_type = (enum qp_header_type)cfg.header_type;
-	d->multifunction = cfg.multifunction;
-	/* The kernel's view (the text files) wins: quirks may fix a device's class, for
-	 * instance. A disagreement is worth a warning, never a silent pick. */
-	bool same = cfg.vendor == d->vendor && cfg.device == d->device &&
-		    cfg.class == d->class && cfg.revision == d->revision &&
-		    (cfg.header_type != 0 ||
-		     (cfg.subvendor == d->subvendor && cfg.subdevice == d->subdevice));
-	if (!same) {
-		qp_autofree char *where = qp_root_display(r, rel);
-		add_warning(h, qp_xasprintf("%s says %04x:%04x class %06x rev %02x, the kernel's "
-					    "files say %04x:%04x class %06x rev %02x",
-					    where, cfg.vendor, cfg.device, cfg.class, cfg.revision,
-					    d->vendor, d->device, d->class, d->revision));
-	}
+	d->header_type = (enum qp_header_type)type;
 	return 0;
 }
 
 static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci_dev *d,
-			struct qp_host *h, struct qp_err **err)
+			struct qp_err **err)
 {
 	qp_autofree char *dir = qp_xasprintf(PCI_DEVICES "/%s", name);
 	if (qp_parse_pci_addr(name, &d->addr, err) < 0)
@@ -294,7 +280,7 @@ static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci
 	if (read_hex(r, dir, "revision", 8, &v, err) < 0)
 		return -1;
 	d->revision = (uint8_t)v;
-	if (load_config(r, dir, d, h, err) < 0)
+	if (load_header_type(r, dir, d, err) < 0)
 		return -1;
 
 	qp_autofree char *rel = qp_xasprintf("%s/numa_node", dir);
@@ -386,7 +372,7 @@ static int load_pci(const struct qp_root *r, struct qp_host *h, struct qp_err **
 	h->devs = qp_xcalloc(n, sizeof(*h->devs));
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = load_pci_dev(r, names[i], &h->devs[i], h, err);
+		rc = load_pci_dev(r, names[i], &h->devs[i], err);
 		h->n_devs = i + 1;
 	}
 	qp_strv_free(names);
@@ -756,12 +742,18 @@ static int load_dev(const struct qp_root *r, struct qp_host *h, struct qp_err **
 
 int qp_host_load(const struct qp_root *root, struct qp_host *host, struct qp_err **err)
 {
+	return qp_host_load_ex(root, QP_HOST_NAMES, host, err);
+}
+
+int qp_host_load_ex(const struct qp_root *root, unsigned flags, struct qp_host *host,
+		    struct qp_err **err)
+{
 	struct qp_host h = { 0 };
 	h.root = qp_xstrdup(root->path);
 	if (load_pci(root, &h, err) < 0 || load_groups(root, &h, err) < 0 ||
 	    load_nodes(root, &h, err) < 0 || load_cpus(root, &h, err) < 0 ||
 	    load_kernel(root, &h, err) < 0 || load_dev(root, &h, err) < 0 ||
-	    qp_pcilib_annotate(root, &h, err) < 0) {
+	    ((flags & QP_HOST_NAMES) && qp_pcilib_annotate(root, &h, true, err) < 0)) {
 		qp_host_free(&h);
 		return -1;
 	}

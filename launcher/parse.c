@@ -348,24 +348,12 @@ char *qp_cmdline_get(const char *cmdline, const char *key)
 	return found;
 }
 
-int qp_parse_pci_config(const unsigned char *c, size_t len, struct qp_pci_config *out,
-			struct qp_err **err)
+int qp_parse_pci_header_type(uint8_t byte, uint8_t *type, bool *multifunction,
+			     struct qp_err **err)
 {
-	if (len < 64)
-		return qp_err_set(err, 0, "%zu bytes, expected at least the 64-byte header", len);
-	struct qp_pci_config r = { 0 };
-	r.vendor = (uint16_t)(c[0] | c[1] << 8);
-	r.device = (uint16_t)(c[2] | c[3] << 8);
-	r.revision = c[8];
-	r.class = (uint32_t)c[0x0b] << 16 | (uint32_t)c[0x0a] << 8 | c[0x09];
-	r.header_type = c[0x0e] & 0x7f;
-	r.multifunction = c[0x0e] & 0x80;
-	if (r.header_type > 2)
-		return qp_err_set(err, 0, "unknown header type %u at offset 0x0e", r.header_type);
-	if (r.header_type == 0) {
-		r.subvendor = (uint16_t)(c[0x2c] | c[0x2d] << 8);
-		r.subdevice = (uint16_t)(c[0x2e] | c[0x2f] << 8);
-	}
-	*out = r;
+	if ((byte & 0x7f) > 2)
+		return qp_err_set(err, 0, "unknown header type %u at offset 0x0e", byte & 0x7f);
+	*type = byte & 0x7f;
+	*multifunction = byte & 0x80;
 	return 0;
 }

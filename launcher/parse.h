@@ -69,17 +69,9 @@ bool qp_strv_contains(char *const *v, const char *s);
  * last one); "" for a bare `key`; NULL when absent. Double quotes group words. */
 char *qp_cmdline_get(const char *cmdline, const char *key);
 
-/* What qpass needs from the first 64 bytes of a PCI configuration space. */
-struct qp_pci_config {
-	uint16_t vendor, device;
-	uint32_t class;  /* base << 16 | sub << 8 | prog-if */
-	uint8_t revision;
-	uint8_t header_type;  /* without the multi-function bit */
-	bool multifunction;
-	uint16_t subvendor, subdevice;  /* type 0 headers only, else 0 */
-};
-
-int qp_parse_pci_config(const unsigned char *bytes, size_t len, struct qp_pci_config *out,
-			struct qp_err **err);
+/* The header type byte of a PCI configuration space (offset 0x0e): the layout (0
+ * endpoint, 1 bridge, 2 cardbus) and the multi-function bit. */
+int qp_parse_pci_header_type(uint8_t byte, uint8_t *type, bool *multifunction,
+			     struct qp_err **err);
 
 #endif

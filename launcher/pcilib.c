@@ -59,7 +59,7 @@ static char *lookup(struct pci_access *pacc, int flags, int a, int b)
 
 /* Runs under the jump buffer: no cleanup attribute here would run on libpci's error
  * (the jump skips them), so everything it allocates is owned by the caller or the host. */
-static int annotate(struct pci_access *pacc, char *sysfs, struct qp_host *h,
+static int annotate(struct pci_access *pacc, char *sysfs, struct qp_host *h, bool names,
 		    struct qp_err **err)
 {
 	/* libpci wants a mutable string for both name and value. */
@@ -93,6 +93,8 @@ static int annotate(struct pci_access *pacc, char *sysfs, struct qp_host *h,
 					  "reads %04x:%04x class %04x", name, p->vendor_id,
 					  p->device_id, p->device_class, d->vendor, d->device,
 					  d->class >> 8);
+		if (!names)
+			continue;
 		/* As lspci prints it: "NVIDIA Corporation TU102 [GeForce RTX 2080 Ti]". */
 		d->name = lookup(pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE, d->vendor, d->device);
 		d->vendor_name = lookup(pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, d->vendor, 0);
@@ -106,7 +108,8 @@ static int annotate(struct pci_access *pacc, char *sysfs, struct qp_host *h,
 	return 0;
 }
 
-int qp_pcilib_annotate(const struct qp_root *root, struct qp_host *h, struct qp_err **err)
+int qp_pcilib_annotate(const struct qp_root *root, struct qp_host *h, bool names,
+		       struct qp_err **err)
 {
 	struct pci_access *pacc = pci_alloc();
 	if (!pacc)
@@ -122,7 +125,7 @@ int qp_pcilib_annotate(const struct qp_root *root, struct qp_host *h, struct qp_
 	pci_host = h;
 	if (sigsetjmp(jump, 0) == 0) {
 		pci_jump = &jump;
-		rc = annotate(pacc, sysfs, h, err);
+		rc = annotate(pacc, sysfs, h, names, err);
 	} else {
 		rc = qp_err_set(err, 0, "libpci: %s", pci_msg);
 	}

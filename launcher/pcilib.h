@@ -4,14 +4,17 @@
 #ifndef QP_PCILIB_H
 #define QP_PCILIB_H
 
+#include <stdbool.h>
+
 #include "err.h"
 #include "root.h"
 
 struct qp_host;
 
-/* Fills the name fields of every device of the host, and checks that libpci sees the
+/* Fills the name fields of every device of the host (when `names`), and checks that libpci sees the
  * same devices with the same ids and classes. libpci's errors (its default handler would
  * exit the process) and warnings come back as *err and host warnings. */
-int qp_pcilib_annotate(const struct qp_root *root, struct qp_host *host, struct qp_err **err);
+int qp_pcilib_annotate(const struct qp_root *root, struct qp_host *host, bool names,
+		       struct qp_err **err);
 
 #endif

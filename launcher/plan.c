@@ -134,8 +134,11 @@ static int check_groups(const struct qp_profile *p, const struct qp_host *h,
 				continue;
 			char a[QP_PCI_ADDR_LEN];
 			pci_name(&d->addr, a);
+			char ids[16];
+			snprintf(ids, sizeof(ids), "[%04x:%04x]", d->vendor, d->device);
 			qp_buf_addf(&bad, "\n  group %d: %s  %s  (driver %s)", grp->id, a,
-				    d->device_name ? d->device_name : d->name, d->driver);
+				    d->device_name ? d->device_name : d->name ? d->name : ids,
+				    d->driver);
 			qp_buf_addf(&fix, "%s\"%s\"", n_bad ? ", " : "", a + 5);
 			n_bad++;
 		}

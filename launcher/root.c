@@ -111,6 +111,25 @@ int qp_root_read(const struct qp_root *root, const char *rel, char **content, si
 	return read_impl(root, rel, false, content, len, err);
 }
 
+int qp_root_pread(const struct qp_root *root, const char *rel, size_t off, void *buf, size_t len,
+		  struct qp_err **err)
+{
+	qp_autofree char *where = qp_root_display(root, rel);
+	qp_autoclose int fd = root_openat(root, rel, O_RDONLY | O_NOCTTY);
+	if (fd < 0)
+		return qp_err_set(err, errno, "cannot open %s", where);
+	ssize_t n;
+	do
+		n = pread(fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return qp_err_set(err, errno, "cannot read %s", where);
+	if ((size_t)n < len)
+		return qp_err_set(err, 0, "%s: %zd bytes at offset 0x%zx, expected %zu (the file is "
+				  "too short)", where, n, off, len);
+	return 0;
+}
+
 int qp_root_read_opt(const struct qp_root *root, const char *rel, char **content, size_t *len,
 		     struct qp_err **err)
 {

@@ -33,6 +33,11 @@ char *qp_root_display(const struct qp_root *root, const char *rel);
 int qp_root_read(const struct qp_root *root, const char *rel, char **content, size_t *len,
 		 struct qp_err **err);
 
+/* Reads `len` bytes at offset `off` of a file; a shorter file is an error. For PCI
+ * config space, where every dword read is a device access (slow under a hypervisor). */
+int qp_root_pread(const struct qp_root *root, const char *rel, size_t off, void *buf, size_t len,
+		  struct qp_err **err);
+
 /* Like qp_root_read, but a missing file is not an error: *content is NULL. */
 int qp_root_read_opt(const struct qp_root *root, const char *rel, char **content, size_t *len,
 		     struct qp_err **err);

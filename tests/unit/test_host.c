@@ -248,7 +248,7 @@ static void libpci_errors_come_back(void **state)
 	struct qp_err *err = NULL;
 	assert_int_equal(qp_root_open("/usr/share", &root, &err), 0);
 	struct qp_host h = { 0 };
-	assert_int_equal(qp_pcilib_annotate(&root, &h, &err), -1);
+	assert_int_equal(qp_pcilib_annotate(&root, &h, true, &err), -1);
 	assert_non_null(err);
 	assert_non_null(strstr(err->msg, "libpci: "));
 	assert_non_null(strstr(err->msg, "/usr/share/sys/bus/pci"));

@@ -299,32 +299,18 @@ static void kernel_cmdline(void **state)
 	assert_null(qp_cmdline_get("", "x"));
 }
 
-static void config_header(void **state)
+static void config_header_type(void **state)
 {
-	unsigned char c[256] = { 0 };
-	c[0] = 0xde, c[1] = 0x10, c[2] = 0x04, c[3] = 0x1e;
-	c[8] = 0xa1;
-	c[0x0b] = 0x03;
-	c[0x0e] = 0x80;
-	c[0x2c] = 0xde, c[0x2d] = 0x10, c[0x2e] = 0xfa, c[0x2f] = 0x12;
-	struct qp_pci_config cfg;
-	EXPECT_OK(qp_parse_pci_config(c, sizeof(c), &cfg, err));
-	assert_int_equal(cfg.vendor, 0x10de);
-	assert_int_equal(cfg.device, 0x1e04);
-	assert_int_equal(cfg.class, 0x030000);
-	assert_int_equal(cfg.revision, 0xa1);
-	assert_int_equal(cfg.header_type, 0);
-	assert_true(cfg.multifunction);
-	assert_int_equal(cfg.subvendor, 0x10de);
-	assert_int_equal(cfg.subdevice, 0x12fa);
-	c[0x0e] = 0x01;
-	EXPECT_OK(qp_parse_pci_config(c, 64, &cfg, err));
-	assert_int_equal(cfg.header_type, 1);
-	assert_false(cfg.multifunction);
-	assert_int_equal(cfg.subvendor, 0);
-	c[0x0e] = 0x05;
-	EXPECT_ERR(qp_parse_pci_config(c, 64, &cfg, err), "unknown header type 5");
-	EXPECT_ERR(qp_parse_pci_config(c, 63, &cfg, err), "63 bytes");
+	uint8_t type;
+	bool mf;
+	EXPECT_OK(qp_parse_pci_header_type(0x80, &type, &mf, err));
+	assert_int_equal(type, 0);
+	assert_true(mf);
+	EXPECT_OK(qp_parse_pci_header_type(0x01, &type, &mf, err));
+	assert_int_equal(type, 1);
+	assert_false(mf);
+	EXPECT_ERR(qp_parse_pci_header_type(0x05, &type, &mf, err), "unknown header type 5");
+	EXPECT_ERR(qp_parse_pci_header_type('d', &type, &mf, err), "unknown header type 100");
 }
 
 int main(void)
@@ -343,7 +329,7 @@ int main(void)
 		cmocka_unit_test(node_meminfo),
 		cmocka_unit_test(proc_modules),
 		cmocka_unit_test(kernel_cmdline),
-		cmocka_unit_test(config_header),
+		cmocka_unit_test(config_header_type),
 	};
 	return cmocka_run_group_tests_name("parse", tests, NULL, NULL);
 }
