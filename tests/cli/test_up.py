@@ -125,6 +125,32 @@ def test_down_force():
         assert rc == 0 and "a forced stop asked" in err, err
 
 
+def test_run_as_drops_root():
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        print("# no user nobody: run_as not tested")
+        return
+    if os.geteuid() != 0:
+        print("# not root: run_as not tested")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Up(tmp, name="unpriv", extra=', "run_as": "nobody"')
+        st = vm.state()
+        with open("/proc/%d/status" % st["qemu_pid"]) as f:
+            ids = {l.split(":")[0]: l.split()[1:] for l in f if l.startswith(("Uid", "Gid"))}
+        assert ids["Uid"] == [str(nobody.pw_uid)] * 4, ids
+        assert ids["Gid"] == [str(nobody.pw_gid)] * 4, ids
+        vm.proc.send_signal(signal.SIGTERM)
+        rc, err = vm.finish()
+        assert rc == 0, err
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Up(tmp, name="nouser", extra=', "run_as": "no-such-user-qpass"')
+        rc, err = vm.finish()
+        assert rc == 1 and "run_as: no user no-such-user-qpass" in err, err
+
+
 def test_refusals():
     with tempfile.TemporaryDirectory() as tmp:
         vm = Up(tmp, name="noqemu", extra=', "qemu": "/nonexistent/qemu"')
@@ -145,4 +171,4 @@ if __name__ == "__main__":
         sys.exit(SKIP)
     sys.exit(main([test_up_places_and_stops_on_sigterm, test_qemu_killed_means_non_zero,
                    test_one_vm_per_name, test_status_qmp_down, test_down_force,
-                   test_refusals]))
+                   test_run_as_drops_root, test_refusals]))
