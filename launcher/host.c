@@ -54,16 +54,6 @@ const char *qp_header_type_name(enum qp_header_type t)
 	}
 }
 
-static void add_warning(struct qp_host *h, char *msg)
-{
-	size_t n = 0;
-	while (h->warnings && h->warnings[n])
-		n++;
-	h->warnings = qp_xrealloc(h->warnings, (n + 2) * sizeof(char *));
-	h->warnings[n] = msg;
-	h->warnings[n + 1] = NULL;
-}
-
 /* Orders for qsort: directory listings sort "node10" before "node2". */
 #define QP_CMP_BY(name, type, field)                                                   \
 	static int name(const void *a, const void *b)                                   \
@@ -763,7 +753,7 @@ int qp_host_load_ex(const struct qp_root *root, unsigned flags, struct qp_host *
 				continue;
 			char a[QP_PCI_ADDR_LEN];
 			qp_pci_addr_fmt(&h.devs[i].addr, a);
-			add_warning(&h, qp_xasprintf("%s: the firmware gives no NUMA node for this "
+			qp_strv_push(&h.warnings, qp_xasprintf("%s: the firmware gives no NUMA node for this "
 						     "display device on a %zu-node host",
 						     a, h.n_nodes));
 		}

@@ -12,12 +12,17 @@ json_object *qp_json_str(const char *s)
 	return s ? json_object_new_string(s) : NULL;
 }
 
-json_object *qp_json_cpus(const struct qp_cpulist *l)
+json_object *qp_json_ints(const int *v, size_t n)
 {
 	json_object *a = json_object_new_array();
-	for (size_t i = 0; i < l->n; i++)
-		json_object_array_add(a, json_object_new_int(l->cpu[i]));
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_int(v[i]));
 	return a;
+}
+
+json_object *qp_json_cpus(const struct qp_cpulist *l)
+{
+	return qp_json_ints(l->cpu, l->n);
 }
 
 int qp_json_print(FILE *out, json_object *o, struct qp_err **err)

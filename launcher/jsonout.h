@@ -12,6 +12,8 @@
 void qp_json_add(json_object *o, const char *key, json_object *value);
 /* A string, or null for NULL. */
 json_object *qp_json_str(const char *s);
+/* An array of integers. */
+json_object *qp_json_ints(const int *v, size_t n);
 /* An array of CPU numbers. */
 json_object *qp_json_cpus(const struct qp_cpulist *l);
 /* Writes o pretty-printed with a final newline; drops the reference. */

@@ -36,14 +36,8 @@ __attribute__((format(printf, 1, 2))) static void on_warning(char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (!pci_host)
-		return;
-	size_t n = 0;
-	while (pci_host->warnings && pci_host->warnings[n])
-		n++;
-	pci_host->warnings = qp_xrealloc(pci_host->warnings, (n + 2) * sizeof(char *));
-	pci_host->warnings[n] = qp_xasprintf("libpci: %s", msg);
-	pci_host->warnings[n + 1] = NULL;
+	if (pci_host)
+		qp_strv_push(&pci_host->warnings, qp_xasprintf("libpci: %s", msg));
 }
 
 __attribute__((format(printf, 1, 2))) static void on_debug(char *fmt, ...)

@@ -14,12 +14,7 @@ static const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LE
 
 static void warn(struct qp_plan *plan, char *msg)
 {
-	size_t n = 0;
-	while (plan->warnings && plan->warnings[n])
-		n++;
-	plan->warnings = qp_xrealloc(plan->warnings, (n + 2) * sizeof(char *));
-	plan->warnings[n] = msg;
-	plan->warnings[n + 1] = NULL;
+	qp_strv_push(&plan->warnings, msg);
 }
 
 static bool is_vfio_ready(const struct qp_pci_dev *d)

@@ -70,14 +70,6 @@ char *qp_plan_text(const struct qp_plan *plan)
 	return qp_buf_steal(&b);
 }
 
-static json_object *int_array(const int *v, size_t n)
-{
-	json_object *a = json_object_new_array();
-	for (size_t i = 0; i < n; i++)
-		json_object_array_add(a, json_object_new_int(v[i]));
-	return a;
-}
-
 json_object *qp_plan_json(const struct qp_plan *plan)
 {
 	const struct qp_profile *p = plan->profile;
@@ -103,11 +95,11 @@ json_object *qp_plan_json(const struct qp_plan *plan)
 		json_object_array_add(devs, x);
 	}
 	qp_json_add(o, "devices", devs);
-	qp_json_add(o, "iommu_groups", int_array(plan->groups, plan->n_groups));
+	qp_json_add(o, "iommu_groups", qp_json_ints(plan->groups, plan->n_groups));
 	qp_json_add(o, "numa_node", json_object_new_int(plan->numa_node));
-	qp_json_add(o, "vcpu_pins", int_array(plan->vcpu_pins, plan->n_vcpus));
+	qp_json_add(o, "vcpu_pins", qp_json_ints(plan->vcpu_pins, plan->n_vcpus));
 	qp_json_add(o, "emulator_cpus", qp_json_cpus(&plan->emulator_cpus));
-	qp_json_add(o, "memory_nodes", int_array(plan->memory_nodes, plan->n_memory_nodes));
+	qp_json_add(o, "memory_nodes", qp_json_ints(plan->memory_nodes, plan->n_memory_nodes));
 	qp_json_add(o, "memory_mib", json_object_new_uint64(p->memory_mib));
 	qp_json_add(o, "memlock_bytes", json_object_new_uint64(plan->memlock_bytes));
 	qp_json_add(o, "accel", json_object_new_string(plan->tcg ? "tcg" : "kvm"));

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jsonout.h"
 #include "qmp.h"
 #include "sysfx.h"
 #include "util.h"
@@ -413,10 +414,8 @@ static void write_state(struct vm *vm)
 	json_object_object_add(o, "qemu_pid", json_object_new_int(vm->qemu));
 	json_object_object_add(o, "started", json_object_new_int64((int64_t)vm->started));
 	json_object_object_add(o, "numa_node", json_object_new_int(vm->plan->numa_node));
-	json_object *pins = json_object_new_array();
-	for (size_t v = 0; v < vm->plan->n_vcpus; v++)
-		json_object_array_add(pins, json_object_new_int(vm->plan->vcpu_pins[v]));
-	json_object_object_add(o, "vcpu_pins", pins);
+	json_object_object_add(o, "vcpu_pins", qp_json_ints(vm->plan->vcpu_pins,
+							   vm->plan->n_vcpus));
 	json_object_object_add(o, "qmp", json_object_new_string(vm->qmp_path));
 	qp_autofree char *path = qp_xasprintf("%s/state.json", vm->dir);
 	qp_autofree char *tmp = qp_xasprintf("%s/state.json.tmp", vm->dir);
@@ -544,18 +543,10 @@ static json_object *status_json(struct vm *vm)
 	json_object_object_add(o, "uptime", json_object_new_int64((int64_t)(time(NULL) -
 									    vm->started)));
 	json_object_object_add(o, "numa_node", json_object_new_int(plan->numa_node));
-	json_object *pins = json_object_new_array();
-	for (size_t v = 0; v < plan->n_vcpus; v++)
-		json_object_array_add(pins, json_object_new_int(plan->vcpu_pins[v]));
-	json_object_object_add(o, "vcpu_pins", pins);
-	json_object *emu = json_object_new_array();
-	for (size_t i = 0; i < plan->emulator_cpus.n; i++)
-		json_object_array_add(emu, json_object_new_int(plan->emulator_cpus.cpu[i]));
-	json_object_object_add(o, "emulator_cpus", emu);
-	json_object *mem = json_object_new_array();
-	for (size_t i = 0; i < plan->n_memory_nodes; i++)
-		json_object_array_add(mem, json_object_new_int(plan->memory_nodes[i]));
-	json_object_object_add(o, "memory_nodes", mem);
+	json_object_object_add(o, "vcpu_pins", qp_json_ints(plan->vcpu_pins, plan->n_vcpus));
+	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&plan->emulator_cpus));
+	json_object_object_add(o, "memory_nodes", qp_json_ints(plan->memory_nodes,
+							      plan->n_memory_nodes));
 	json_object_object_add(o, "qmp", json_object_new_string(vm->qmp_path));
 	return o;
 }

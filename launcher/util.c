@@ -201,3 +201,13 @@ void qp_buf_add_wrapped(struct qp_buf *b, size_t width, const char *prefix, cons
 	}
 	qp_buf_addc(b, '\n');
 }
+
+void qp_strv_push(char ***v, char *s)
+{
+	size_t n = 0;
+	while (*v && (*v)[n])
+		n++;
+	*v = qp_xrealloc(*v, (n + 2) * sizeof(char *));
+	(*v)[n] = s;
+	(*v)[n + 1] = NULL;
+}

@@ -21,6 +21,9 @@ char *qp_xstrndup(const char *s, size_t n);
 char *qp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *qp_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* Appends s (taken) to a NULL-terminated vector, which may be NULL. */
+void qp_strv_push(char ***v, char *s);
+
 /* A value as it may safely stand in a message: quoted, at most 40 characters, newlines
  * and non-printable bytes escaped (a corrupt file must not write to the terminal). */
 char *qp_quote(const char *s);
