@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -122,6 +123,8 @@ static int rundir_take(struct vm *vm, struct qp_err **err)
 	/* Left by a qpass that died: the lock says nobody uses them. */
 	vm->qmp_path = qp_xasprintf("%s/qmp.sock", vm->dir);
 	unlink(vm->qmp_path);
+	qp_autofree char *stale = qp_xasprintf("%s/state.json", vm->dir);
+	unlink(stale);
 	qp_autofree char *pidfile = qp_xasprintf("%s/pid", vm->dir);
 	qp_autofclose FILE *f = fopen(pidfile, "we");
 	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fflush(f) != 0)
@@ -175,12 +178,13 @@ __attribute__((noreturn)) static void child(struct vm *vm, pid_t parent, int qmp
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	/* QEMU must not outlive qpass: with nobody to supervise it, it would keep the
-	 * devices and memory forever. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
-		snprintf(msg, sizeof(msg), "the launching qpass went away");
-		goto fail;
-	}
+	/* Every fd this child still needs goes above 10 first, so that no dup2 below
+	 * overwrites one of them. */
+	int st = fcntl(status_fd, F_DUPFD_CLOEXEC, 10);
+	int q = fcntl(qmp_fd, F_DUPFD_CLOEXEC, 10), o = fcntl(out_fd, F_DUPFD_CLOEXEC, 10);
+	if (st < 0)
+		_exit(127);
+	status_fd = st;
 	/* Memory first, while allocations are still few: QEMU's own come from the node. */
 	if (vm->plan->numa_node >= 0 && qp_fx_numa_available() &&
 	    qp_fx_bind_memory(vm->plan->numa_node, msg, sizeof(msg)) < 0)
@@ -189,20 +193,26 @@ __attribute__((noreturn)) static void child(struct vm *vm, pid_t parent, int qmp
 		goto fail;
 	if (vm->has_user && qp_fx_drop_privileges(vm->uid, vm->gid, msg, sizeof(msg)) < 0)
 		goto fail;
-	/* fds: 0 /dev/null, 1 and 2 the log pipe, 3 QMP; nothing else. Moved above 10
-	 * first, so that no dup2 overwrites a source. */
+	/* QEMU must not outlive qpass: with nobody to supervise it, it would keep the
+	 * devices and memory forever. After the privilege drop: a change of credentials
+	 * clears the death signal. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+		snprintf(msg, sizeof(msg), "the launching qpass went away");
+		goto fail;
+	}
+	/* fds: 0 /dev/null, 1 and 2 the log pipe, 3 QMP; everything else closes at exec. */
 	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	int q = fcntl(qmp_fd, F_DUPFD_CLOEXEC, 10), o = fcntl(out_fd, F_DUPFD_CLOEXEC, 10);
 	if (devnull < 0 || q < 0 || o < 0 || dup2(devnull, 0) < 0 || dup2(o, 1) < 0 ||
 	    dup2(o, 2) < 0 || dup2(q, 3) < 0) {
 		snprintf(msg, sizeof(msg), "cannot set up QEMU's file descriptors: %s",
 			 strerror(errno));
 		goto fail;
 	}
-	/* Everything above 3 closes: at exec, or now. */
-	for (int fd = 4; fd < 1024; fd++)
-		if (fd != status_fd)
+	if (close_range(4, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		/* Kernels before 5.11. */
+		for (int fd = 4; fd < 65536; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
 	execvp(vm->plan->argv[0], vm->plan->argv);
 	snprintf(msg, sizeof(msg), "cannot run %s: %s", vm->plan->argv[0], strerror(errno));
 fail:
@@ -213,6 +223,8 @@ fail:
 
 static int spawn(struct vm *vm, struct qp_err **err)
 {
+	/* A QEMU that was killed leaves its socket behind; the lock makes it ours. */
+	unlink(vm->qmp_path);
 	int qmp_fd = listen_at(vm->qmp_path, 0, err);
 	if (qmp_fd < 0)
 		return -1;

@@ -185,7 +185,10 @@ class Up:
         while time.time() < end:
             if os.path.exists(path):
                 with open(path) as f:
-                    return json.load(f)
+                    st = json.load(f)
+                # Only what this qpass wrote: a killed one may have left its own.
+                if st["qpass_pid"] == self.proc.pid:
+                    return st
             if self.proc.poll() is not None:
                 raise AssertionError("qpass up ended: %d\n%s" % (self.proc.returncode,
                                                                 self.stderr()))

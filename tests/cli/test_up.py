@@ -151,6 +151,43 @@ def test_run_as_drops_root():
         assert rc == 1 and "run_as: no user no-such-user-qpass" in err, err
 
 
+def gone(pid, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().split(") ", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_qpass_killed_takes_qemu_along():
+    """kill -9 of the supervisor: QEMU dies with it (PR_SET_PDEATHSIG, also after the
+    drop to run_as), and the next `up` of the name takes over the stale directory."""
+    extras = ['']
+    if os.geteuid() == 0:
+        extras.append(', "run_as": "nobody"')
+    for extra in extras:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chmod(tmp, 0o755)
+            vm = Up(tmp, name="orphan", extra=extra)
+            st = vm.state()
+            vm.proc.kill()
+            vm.proc.wait()
+            assert gone(st["qemu_pid"]), "QEMU outlived qpass (%s)" % extra
+            assert os.path.exists(os.path.join(vm.dir, "state.json"))  # stale
+            again = Up(tmp, name="orphan", extra=extra)
+            st2 = again.state(timeout=60)
+            assert st2["qemu_pid"] != st["qemu_pid"]
+            again.proc.send_signal(signal.SIGTERM)
+            rc, err = again.finish()
+            assert rc == 0, err
+            assert not os.path.exists(again.dir)
+
+
 def test_refusals():
     with tempfile.TemporaryDirectory() as tmp:
         vm = Up(tmp, name="noqemu", extra=', "qemu": "/nonexistent/qemu"')
@@ -171,4 +208,5 @@ if __name__ == "__main__":
         sys.exit(SKIP)
     sys.exit(main([test_up_places_and_stops_on_sigterm, test_qemu_killed_means_non_zero,
                    test_one_vm_per_name, test_status_qmp_down, test_down_force,
-                   test_run_as_drops_root, test_refusals]))
+                   test_run_as_drops_root, test_qpass_killed_takes_qemu_along,
+                   test_refusals]))
