@@ -18,6 +18,9 @@
 #include "root.h"
 #include "up.h"
 #include "ctl.h"
+#include "bind.h"
+#include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +44,9 @@ static const char usage_text[] =
 	"  status [NAME] [--json] state, pids, uptime and placement of running VMs\n"
 	"  qmp NAME COMMAND [JSON-ARGUMENTS]\n"
 	"                         run a QMP command in a running VM, print the reply\n"
+	"  bind ADDR...           bind PCI functions to vfio-pci (journaled)\n"
+	"  unbind ADDR...         give functions bound by `bind` back to their drivers\n"
+	"  restore [NAME]         give back what a crashed qpass left on vfio-pci\n"
 	"\n"
 	"Global options:\n"
 	"  --sysroot DIR   read the host (DIR/sys, DIR/proc, DIR/dev) under DIR instead\n"
@@ -116,6 +122,29 @@ static const char qmp_usage[] =
 	"QEMU's reply as JSON: {\"return\": ...} (exit 0) or {\"error\": ...} (exit 1).\n"
 	"Example: qpass qmp win10 query-status; qpass qmp win10 human-monitor-command\n"
 	"'{\"command-line\": \"info pci\"}'\n";
+
+static const char bind_usage[] =
+	"Usage: qpass [--sysroot DIR] bind ADDR...\n"
+	"       qpass [--sysroot DIR] unbind ADDR...\n"
+	"\n"
+	"bind: binds each PCI function to vfio-pci through sysfs (driver_override, unbind,\n"
+	"drivers_probe), recording first, in a journal under $QPASS_RUNDIR/journal\n"
+	"(default /run/qpass/journal), which driver and driver_override it had. ADDR is\n"
+	"0000:04:00.0, 04:00.0, or 04:00 for every function of the device. When a step\n"
+	"fails, everything already changed is given back. Nothing is saved across reboots\n"
+	"(as driverctl --nosave).\n"
+	"\n"
+	"unbind: gives the functions back to the drivers the journal recorded, and checks\n"
+	"that each driver link points there again.\n";
+
+static const char restore_usage[] =
+	"Usage: qpass [--sysroot DIR] restore [NAME]\n"
+	"\n"
+	"Replays the journal a VM's qpass left behind (killed, crashed, the host's power\n"
+	"cut between bind and give-back): every function goes back to the driver and\n"
+	"driver_override it had. Idempotent: run it again and nothing changes. Without\n"
+	"NAME, every journal whose VM is not running, except `bind`'s own (restore it with\n"
+	"`qpass unbind`, or `qpass restore manual`).\n";
 
 struct globals {
 	const char *sysroot;
@@ -502,6 +531,154 @@ static int cmd_qmp(struct globals *g, int argc, char **argv)
 	return finish_output(ok ? QP_EXIT_OK : QP_EXIT_FAIL);
 }
 
+/* The functions ADDR... name on the host: "04:00" is every function of the device. */
+static int select_functions(const struct qp_host *h, char **args, int n, struct qp_pci_addr **out,
+			    size_t *count, struct qp_err **err)
+{
+	*out = NULL;
+	*count = 0;
+	for (int i = 0; i < n; i++) {
+		struct qp_pci_addr a;
+		bool has_func;
+		if (qp_parse_pci_selector(args[i], &a, &has_func, err) < 0)
+			return -1;
+		bool found = false;
+		for (size_t k = 0; k < h->n_devs; k++) {
+			const struct qp_pci_dev *d = &h->devs[k];
+			if (has_func ? qp_pci_addr_cmp(&d->addr, &a) : !qp_pci_same_slot(&d->addr, &a))
+				continue;
+			if (d->header_type == QP_HDR_BRIDGE)
+				continue;
+			found = true;
+			*out = qp_xrealloc(*out, (*count + 1) * sizeof(**out));
+			(*out)[(*count)++] = d->addr;
+		}
+		if (!found) {
+			free(*out);
+			*out = NULL;
+			qp_err_set(err, 0, "there is no device %s on this host", args[i]);
+			return qp_err_hint(err, "`qpass list --all` shows the host's devices");
+		}
+	}
+	return 0;
+}
+
+static int cmd_bind_unbind(struct globals *g, int argc, char **argv)
+{
+	bool bind = !strcmp(argv[0], "bind");
+	struct flags f = { 0 };
+	int rc = parse_flags(g, argc, argv, bind_usage, false, &f);
+	if (rc >= 0)
+		return rc;
+	if (f.json)
+		return usage_error("%s: unknown option '--json'", argv[0]);
+	if (optind >= argc)
+		return usage_error("%s: which devices? (qpass %s 0000:04:00.0 ...)", argv[0], argv[0]);
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_root root;
+	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	struct qp_host h;
+	struct qp_pci_addr *addrs = NULL;
+	size_t n = 0;
+	rc = QP_EXIT_FAIL;
+	if (qp_host_load_ex(&root, 0, &h, &err) == 0) {
+		if (select_functions(&h, argv + optind, argc - optind, &addrs, &n, &err) == 0) {
+			for (size_t i = 0; !bind && !err && i < n; i++) {
+				char a[QP_PCI_ADDR_LEN];
+				qp_pci_addr_fmt(&addrs[i], a);
+				if (!qp_vfio_journaled("manual", &addrs[i]))
+					qp_err_set(&err, 0, "%s was not bound by `qpass bind`: "
+						   "nothing to give back", a);
+			}
+			int r = err ? -1 : bind ? qp_vfio_bind(&root, "manual", addrs, n, &err)
+				     : qp_vfio_restore(&root, "manual", addrs, n, &err);
+			if (r == 0) {
+				for (size_t i = 0; i < n; i++) {
+					char a[QP_PCI_ADDR_LEN];
+					qp_pci_addr_fmt(&addrs[i], a);
+					fprintf(stderr, "qpass: %s %s\n", a,
+						bind ? "is on vfio-pci" : "is back");
+				}
+				rc = QP_EXIT_OK;
+			}
+		}
+		qp_host_free(&h);
+	}
+	free(addrs);
+	qp_root_close(&root);
+	if (err)
+		qp_err_report(&err);
+	return rc;
+}
+
+/* Whether a VM of this name runs: its supervisor holds the runtime directory's lock. */
+static bool vm_running(const char *name)
+{
+	qp_autofree char *lock = qp_xasprintf("%s/%s/lock", qp_rundir(), name);
+	qp_autoclose int fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return true;
+	flock(fd, LOCK_UN);
+	return false;
+}
+
+static int cmd_restore(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	int rc = parse_flags(g, argc, argv, restore_usage, false, &f);
+	if (rc >= 0)
+		return rc;
+	if (f.json || argc - optind > 1)
+		return usage_error("restore: qpass restore [NAME]%s", "");
+	char **owners;
+	if (optind < argc) {
+		owners = qp_xcalloc(2, sizeof(char *));
+		owners[0] = qp_xstrdup(argv[optind]);
+	} else {
+		owners = qp_vfio_journals();
+	}
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_root root;
+	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
+		qp_strv_free(owners);
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	rc = QP_EXIT_OK;
+	size_t done = 0;
+	for (char **o = owners; *o; o++) {
+		if (optind >= argc && !strcmp(*o, "manual"))
+			continue;
+		if (!qp_vfio_journaled(*o, NULL)) {
+			if (optind < argc)
+				fprintf(stderr, "qpass: %s has no journal: nothing to restore\n", *o);
+			continue;
+		}
+		if (vm_running(*o)) {
+			fprintf(stderr, "qpass: %s is running; its qpass gives its devices back "
+				"when it stops\n", *o);
+			continue;
+		}
+		if (qp_vfio_restore(&root, *o, NULL, 0, &err) < 0) {
+			qp_err_report(&err);
+			rc = QP_EXIT_FAIL;
+			continue;
+		}
+		fprintf(stderr, "qpass: restored the devices of %s\n", *o);
+		done++;
+	}
+	if (!done && rc == QP_EXIT_OK && optind >= argc)
+		fprintf(stderr, "qpass: nothing to restore\n");
+	qp_strv_free(owners);
+	qp_root_close(&root);
+	return rc;
+}
+
 struct command {
 	const char *name;
 	int (*run)(struct globals *g, int argc, char **argv);
@@ -514,6 +691,9 @@ static const struct command commands[] = {
 	{ "down", cmd_down },
 	{ "status", cmd_status },
 	{ "qmp", cmd_qmp },
+	{ "bind", cmd_bind_unbind },
+	{ "unbind", cmd_bind_unbind },
+	{ "restore", cmd_restore },
 };
 
 int qp_main(int argc, char **argv)

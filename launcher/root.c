@@ -54,7 +54,7 @@ char *qp_root_display(const struct qp_root *root, const char *rel)
 
 /* Opens rel inside the root. RESOLVE_IN_ROOT keeps absolute links and ".." inside it;
  * kernels before 5.6 lack openat2 and get a plain openat (fixtures use relative links). */
-static int root_openat(const struct qp_root *root, const char *rel, int flags)
+int qp_root_openat(const struct qp_root *root, const char *rel, int flags)
 {
 	static bool no_openat2;
 	if (!no_openat2) {
@@ -62,9 +62,18 @@ static int root_openat(const struct qp_root *root, const char *rel, int flags)
 			.flags = (unsigned long long)(flags | O_CLOEXEC),
 			.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 		};
-		int fd = (int)syscall(SYS_openat2, root->fd, rel, &how, sizeof(how));
-		if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+		int fd;
+		/* EAGAIN: a rename or mount anywhere on the system raced with the lookup;
+		 * openat2(2) says to retry. It is rare, and a retry almost always passes. */
+		for (int tries = 0; tries < 100; tries++) {
+			fd = (int)syscall(SYS_openat2, root->fd, rel, &how, sizeof(how));
+			if (fd >= 0 || errno != EAGAIN)
+				break;
+		}
+		if (fd >= 0 || (errno != ENOSYS && errno != EPERM && errno != EAGAIN))
 			return fd;
+		if (errno == EAGAIN)
+			return openat(root->fd, rel, flags | O_CLOEXEC);
 		/* ENOSYS: old kernel; EPERM: a seccomp filter that denies the syscall. */
 		no_openat2 = true;
 	}
@@ -77,7 +86,7 @@ static int read_impl(const struct qp_root *root, const char *rel, bool optional,
 	*content = NULL;
 	if (len)
 		*len = 0;
-	qp_autoclose int fd = root_openat(root, rel, O_RDONLY | O_NOCTTY);
+	qp_autoclose int fd = qp_root_openat(root, rel, O_RDONLY | O_NOCTTY);
 	if (fd < 0 && optional && errno == ENOENT)
 		return 0;
 	qp_autofree char *where = qp_root_display(root, rel);
@@ -115,7 +124,7 @@ int qp_root_pread(const struct qp_root *root, const char *rel, size_t off, void 
 		  struct qp_err **err)
 {
 	qp_autofree char *where = qp_root_display(root, rel);
-	qp_autoclose int fd = root_openat(root, rel, O_RDONLY | O_NOCTTY);
+	qp_autoclose int fd = qp_root_openat(root, rel, O_RDONLY | O_NOCTTY);
 	if (fd < 0)
 		return qp_err_set(err, errno, "cannot open %s", where);
 	ssize_t n;
@@ -146,7 +155,7 @@ static int open_parent(const struct qp_root *root, const char *rel, const char *
 	}
 	*base = slash + 1;
 	qp_autofree char *dir = qp_xstrndup(rel, (size_t)(slash - rel));
-	return root_openat(root, dir, O_PATH | O_DIRECTORY);
+	return qp_root_openat(root, dir, O_PATH | O_DIRECTORY);
 }
 
 int qp_root_readlink(const struct qp_root *root, const char *rel, bool optional, char **target,
@@ -185,7 +194,7 @@ int qp_root_list(const struct qp_root *root, const char *rel, bool optional, cha
 {
 	*names = NULL;
 	qp_autofree char *where = qp_root_display(root, rel);
-	int fd = root_openat(root, rel, O_RDONLY | O_DIRECTORY);
+	int fd = qp_root_openat(root, rel, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		if (optional && errno == ENOENT) {
 			*names = qp_xcalloc(1, sizeof(char *));
@@ -224,7 +233,7 @@ int qp_root_list(const struct qp_root *root, const char *rel, bool optional, cha
 
 bool qp_root_exists(const struct qp_root *root, const char *rel)
 {
-	qp_autoclose int fd = root_openat(root, rel, O_PATH);
+	qp_autoclose int fd = qp_root_openat(root, rel, O_PATH);
 	return fd >= 0;
 }
 

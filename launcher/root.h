@@ -25,6 +25,9 @@ void qp_root_close(struct qp_root *root);
 /* The root chosen by the user: `opt` (from --sysroot) if set, else QPASS_SYSROOT, else "/". */
 const char *qp_root_choose(const char *opt);
 
+/* Opens rel inside the root (RESOLVE_IN_ROOT where the kernel has it). */
+int qp_root_openat(const struct qp_root *root, const char *rel, int flags);
+
 /* "ROOT/rel" for messages (caller frees). */
 char *qp_root_display(const struct qp_root *root, const char *rel);
 

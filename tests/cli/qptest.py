@@ -15,6 +15,15 @@ UPDATE = os.environ.get("QP_UPDATE_GOLDEN") == "1"
 SKIP = 77  # meson's exit code for a skipped test
 
 
+def scratch():
+    """A temporary directory for copies of fixture trees: on tmpfs when there is one
+    (copying thousands of small files is slow on some disks)."""
+    import tempfile
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.TemporaryDirectory(dir=base)
+
+
 def fixture(name):
     return os.path.join(FIXTURES, name)
 

@@ -7,10 +7,9 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qptest import fixture, main, run  # noqa: E402
+from qptest import fixture, main, run, scratch  # noqa: E402
 
 HOST = "desktop-peg"
 DEV = r"sys/devices/pci[0-9a-f:]+(?:/[0-9a-f:.]+)*/[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/"
@@ -81,7 +80,7 @@ def check(root, rel, how, problems):
 
 
 def test_remove_and_corrupt_each_file():
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch() as tmp:
         root = os.path.join(tmp, "host")
         shutil.copytree(fixture(HOST), root, symlinks=True)
         base = run("list", "--all", "--json", sysroot=root)

@@ -1,0 +1,39 @@
+/* Binding PCI functions to vfio-pci, and giving them back, never half way.
+ *
+ * Before it changes anything, qpass records each function's driver and driver_override
+ * in a journal (RUNDIR/journal/OWNER.json, written atomically and fsync'd). Binding is
+ * driver_override=vfio-pci, unbind from the current driver, drivers_probe, then a check
+ * that the driver link points to vfio-pci. Restoring replays the journal: the recorded
+ * override, unbind from vfio-pci, bind the recorded driver, check the link. Restoring
+ * is idempotent, so `qpass restore` after a crash at any point puts the host back. */
+#ifndef QP_BIND_H
+#define QP_BIND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+#include "parse.h"
+#include "root.h"
+
+/* Binds every function in addrs to vfio-pci for `owner` (a VM's name, or "manual"). On
+ * failure, what was changed is restored before returning. */
+int qp_vfio_bind(const struct qp_root *root, const char *owner, const struct qp_pci_addr *addrs,
+		 size_t n, struct qp_err **err);
+
+/* Gives back the functions of owner's journal (all of them when addrs is NULL), then
+ * drops them from the journal, and the journal when it is empty. A missing journal is
+ * nothing to do. */
+int qp_vfio_restore(const struct qp_root *root, const char *owner,
+		    const struct qp_pci_addr *addrs, size_t n, struct qp_err **err);
+
+/* Whether owner's journal records function a (with a NULL: whether it has a journal). */
+bool qp_vfio_journaled(const char *owner, const struct qp_pci_addr *a);
+
+/* The owners that have a journal (NULL-terminated, sorted). */
+char **qp_vfio_journals(void);
+
+/* Loads the vfio-pci module when its driver is missing (modprobe, or the fake kernel's). */
+extern int (*qp_kernel_modprobe)(const struct qp_root *root, const char *module);
+
+#endif
