@@ -33,8 +33,17 @@ int qp_fx_bind_memory(int node, char *msg, size_t len)
 	return 0;
 }
 
+int (*qp_kernel_memlock)(uint64_t bytes);
+
 int qp_fx_memlock(uint64_t bytes, char *msg, size_t len)
 {
+	if (qp_kernel_memlock) {
+		int e = qp_kernel_memlock(bytes);
+		if (e)
+			snprintf(msg, len, "cannot raise RLIMIT_MEMLOCK to %llu bytes: %s",
+				 (unsigned long long)bytes, strerror(e));
+		return e ? -1 : 0;
+	}
 	struct rlimit r = { (rlim_t)bytes, (rlim_t)bytes };
 	if (setrlimit(RLIMIT_MEMLOCK, &r) < 0) {
 		snprintf(msg, len, "cannot raise RLIMIT_MEMLOCK to %llu bytes: %s",

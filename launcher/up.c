@@ -21,6 +21,7 @@
 #include <linux/close_range.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/time.h>
 #include <sys/socket.h>
@@ -30,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bind.h"
 #include "cli.h"
+#include "group.h"
 #include "jsonout.h"
 #include "qmp.h"
 #include "sysfx.h"
@@ -57,6 +60,13 @@ struct vm {
 	char line[4096];
 	size_t line_len;
 	time_t started;
+	struct qp_root proc;      /* the real /proc: QEMU runs here, whatever the sysroot */
+	int *dev_locks;           /* one flock per passed function */
+	size_t n_dev_locks;
+	bool bound;               /* functions are on vfio-pci for this VM */
+	int *chowned;             /* /dev/vfio/N handed to run_as */
+	struct stat *chowned_was;
+	size_t n_chowned;
 };
 
 const char *qp_rundir(void)
@@ -188,8 +198,6 @@ __attribute__((noreturn)) static void child(struct vm *vm, pid_t parent, int qmp
 	/* Memory first, while allocations are still few: QEMU's own come from the node. */
 	if (vm->plan->numa_node >= 0 && qp_fx_numa_available() &&
 	    qp_fx_bind_memory(vm->plan->numa_node, msg, sizeof(msg)) < 0)
-		goto fail;
-	if (vm->plan->n_devs && qp_fx_memlock(vm->plan->memlock_bytes, msg, sizeof(msg)) < 0)
 		goto fail;
 	if (vm->has_user && qp_fx_drop_privileges(vm->uid, vm->gid, msg, sizeof(msg)) < 0)
 		goto fail;
@@ -342,7 +350,7 @@ static int read_allowed(struct vm *vm, pid_t tid, struct qp_cpulist *out, struct
 {
 	qp_autofree char *rel = qp_xasprintf("proc/%d/task/%d/status", (int)vm->qemu, (int)tid);
 	qp_autofree char *text = NULL;
-	if (qp_root_read(vm->root, rel, &text, NULL, err) < 0)
+	if (qp_root_read(&vm->proc, rel, &text, NULL, err) < 0)
 		return -1;
 	char *line = strstr(text, "\nCpus_allowed_list:");
 	if (!line)
@@ -383,7 +391,7 @@ static int place(struct vm *vm, struct qp_err **err)
 	qp_autofree char *taskdir = qp_xasprintf("proc/%d/task", (int)vm->qemu);
 	char **tasks = NULL;
 	if (rc == 0)
-		rc = qp_root_list(vm->root, taskdir, false, &tasks, err);
+		rc = qp_root_list(&vm->proc, taskdir, false, &tasks, err);
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {
 		for (size_t i = 0; tasks[i] && rc == 0; i++) {
 			pid_t tid = (pid_t)atoi(tasks[i]);
@@ -737,11 +745,6 @@ static enum outcome supervise(struct vm *vm)
 			if (qp_qmp_pump(vm->qmp, &err) < 0)
 				qmp_open = false;  /* QEMU is going away: SIGCHLD follows */
 			qp_err_free(err);
-			struct qp_qmp_msg ev;
-			while (vm->qmp && qp_qmp_next_event(vm->qmp, &ev)) {
-				on_event(vm, &s, &ev);
-				qp_qmp_msg_free(&ev);
-			}
 		}
 		if (fds[0].revents) {
 			struct signalfd_siginfo si;
@@ -753,6 +756,13 @@ static enum outcome supervise(struct vm *vm)
 		}
 		if (fds[3].revents)
 			serve_control(vm, &s);
+		/* Events also arrive with the replies to our own commands: handle every
+		 * queued one, not only after the socket was readable. */
+		struct qp_qmp_msg ev;
+		while (vm->qmp && qp_qmp_next_event(vm->qmp, &ev)) {
+			on_event(vm, &s, &ev);
+			qp_qmp_msg_free(&ev);
+		}
 		/* Has QEMU ended? */
 		int status;
 		pid_t w = waitpid(vm->qemu, &status, WNOHANG);
@@ -799,12 +809,6 @@ static enum outcome supervise(struct vm *vm)
 
 static int refuse_unsupported(const struct qp_plan *plan, struct qp_err **err)
 {
-	if (plan->n_devs) {
-		qp_err_set(err, 0, "qpass up cannot pass devices through yet: binding them to "
-			   "vfio-pci (and giving them back) comes with the VFIO binding work");
-		return qp_err_hint(err, "`qpass plan` shows the plan; to start this VM now, "
-				   "remove \"passthrough\" from the profile");
-	}
 	if (plan->n_taps) {
 		qp_err_set(err, 0, "qpass up cannot open taps on a bridge yet");
 		return qp_err_hint(err, "use {\"type\": \"user\"} networking for now");
@@ -816,12 +820,139 @@ static int refuse_unsupported(const struct qp_plan *plan, struct qp_err **err)
 	return 0;
 }
 
+/* --- the devices ------------------------------------------------------------------ */
+
+/* A lock per function (RUNDIR/devices/ADDR.lock) so that two VMs never take one; the
+ * loser names the VM that holds it. */
+static int lock_devices(struct vm *vm, struct qp_err **err)
+{
+	qp_autofree char *dir = qp_xasprintf("%s/devices", qp_rundir());
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return qp_err_set(err, errno, "cannot create %s", dir);
+	vm->dev_locks = qp_xcalloc(vm->plan->n_devs, sizeof(int));
+	for (size_t i = 0; i < vm->plan->n_devs; i++) {
+		char a[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&vm->plan->devs[i].host, a);
+		qp_autofree char *path = qp_xasprintf("%s/%s.lock", dir, a);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return qp_err_set(err, errno, "cannot open %s", path);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			char holder[80] = "";
+			ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+			holder[n > 0 ? n : 0] = '\0';
+			close(fd);
+			return qp_err_set(err, 0, "%s is taken by the VM %s", a,
+					  *holder ? holder : "(unknown)");
+		}
+		if (ftruncate(fd, 0) < 0 || pwrite(fd, vm->p->name, strlen(vm->p->name), 0) < 0) {
+			close(fd);
+			return qp_err_set(err, errno, "cannot write %s", path);
+		}
+		vm->dev_locks[vm->n_dev_locks++] = fd;
+	}
+	return 0;
+}
+
+static void unlock_devices(struct vm *vm)
+{
+	qp_autofree char *dir = qp_xasprintf("%s/devices", qp_rundir());
+	for (size_t i = 0; i < vm->n_dev_locks; i++) {
+		char a[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&vm->plan->devs[i].host, a);
+		qp_autofree char *path = qp_xasprintf("%s/%s.lock", dir, a);
+		unlink(path);
+		close(vm->dev_locks[i]);
+	}
+	free(vm->dev_locks);
+	vm->dev_locks = NULL;
+	vm->n_dev_locks = 0;
+}
+
+/* The memlock QEMU needs (VFIO pins all guest RAM), raised here, before anything is
+ * touched, so that a limit that cannot be raised is said up front. QEMU inherits it. */
+static int raise_memlock(const struct vm *vm, struct qp_err **err)
+{
+	char msg[256];
+	if (!vm->plan->n_devs || qp_fx_memlock(vm->plan->memlock_bytes, msg, sizeof(msg)) == 0)
+		return 0;
+	qp_err_set(err, 0, "%s: QEMU needs it for guest RAM + 1 GiB per VFIO device", msg);
+	return qp_err_hint(err, "run qpass as root with CAP_SYS_RESOURCE, or raise the hard "
+			   "memlock limit (limits.conf, or LimitMEMLOCK= in a systemd unit)");
+}
+
+/* Binds the plan's functions, proves each group usable, hands them to run_as. */
+static int take_devices(struct vm *vm, struct qp_err **err)
+{
+	const struct qp_plan *plan = vm->plan;
+	if (!plan->n_devs)
+		return 0;
+	if (lock_devices(vm, err) < 0)
+		return -1;
+	struct qp_pci_addr *addrs = qp_xcalloc(plan->n_devs, sizeof(*addrs));
+	for (size_t i = 0; i < plan->n_devs; i++)
+		addrs[i] = plan->devs[i].host;
+	int rc = qp_vfio_bind(vm->root, vm->p->name, addrs, plan->n_devs, err);
+	free(addrs);
+	if (rc < 0)
+		return -1;
+	vm->bound = true;
+	vm->chowned = qp_xcalloc(plan->n_groups, sizeof(int));
+	vm->chowned_was = qp_xcalloc(plan->n_groups, sizeof(struct stat));
+	for (size_t g = 0; g < plan->n_groups; g++) {
+		if (qp_vfio_check_group(vm->root, plan->groups[g], err) < 0)
+			return -1;
+		if (!vm->has_user)
+			continue;
+		qp_autofree char *rel = qp_xasprintf("dev/vfio/%d", plan->groups[g]);
+		qp_autoclose int fd = qp_root_openat(vm->root, rel, O_PATH);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return qp_err_set(err, errno, "cannot stat /%s", rel);
+		qp_autofree char *path = qp_xasprintf("/proc/self/fd/%d", fd);
+		if (chown(path, vm->uid, vm->gid) < 0)
+			return qp_err_set(err, errno, "cannot give /%s to %s", rel, vm->p->run_as);
+		vm->chowned[vm->n_chowned] = plan->groups[g];
+		vm->chowned_was[vm->n_chowned++] = st;
+	}
+	return 0;
+}
+
+/* Gives every function back to its driver, and the groups back to their owner. */
+static void give_back_devices(struct vm *vm)
+{
+	for (size_t i = 0; i < vm->n_chowned; i++) {
+		qp_autofree char *rel = qp_xasprintf("dev/vfio/%d", vm->chowned[i]);
+		qp_autoclose int fd = qp_root_openat(vm->root, rel, O_PATH);
+		qp_autofree char *path = qp_xasprintf("/proc/self/fd/%d", fd);
+		if (fd >= 0 && chown(path, vm->chowned_was[i].st_uid, vm->chowned_was[i].st_gid) < 0)
+			say(vm, "cannot give /%s back to uid %u", rel,
+			    (unsigned)vm->chowned_was[i].st_uid);
+	}
+	free(vm->chowned);
+	free(vm->chowned_was);
+	vm->chowned = NULL;
+	vm->n_chowned = 0;
+	if (vm->bound) {
+		struct qp_err *err = NULL;
+		if (qp_vfio_restore(vm->root, vm->p->name, NULL, 0, &err) < 0) {
+			say(vm, "%s", err->msg);
+			say(vm, "run `qpass restore %s` to try again", vm->p->name);
+			qp_err_free(err);
+		} else {
+			say(vm, "the devices are back on their host drivers");
+		}
+		vm->bound = false;
+	}
+	unlock_devices(vm);
+}
+
 int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_err **err)
 {
 	if (refuse_unsupported(plan, err) < 0)
 		return -1;
 	struct vm vm = { .plan = plan, .p = plan->profile, .root = root, .lock_fd = -1,
-			 .sig_fd = -1, .out_fd = -1, .ctl_fd = -1 };
+			 .sig_fd = -1, .out_fd = -1, .ctl_fd = -1, .proc = { .fd = -1 } };
 	if (vm.p->run_as) {
 		struct passwd *pw = getpwnam(vm.p->run_as);
 		if (!pw)
@@ -844,7 +975,8 @@ int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_err 
 		qp_err_set(err, errno, "signalfd");
 		goto out;
 	}
-	if (rundir_take(&vm, err) < 0)
+	if (raise_memlock(&vm, err) < 0 || qp_root_open("/", &vm.proc, err) < 0 ||
+	    rundir_take(&vm, err) < 0 || take_devices(&vm, err) < 0)
 		goto out;
 	vm.ctl_path = qp_xasprintf("%s/control.sock", vm.dir);
 	unlink(vm.ctl_path);
@@ -871,6 +1003,9 @@ out:
 	qp_qmp_close(vm.qmp);
 	qp_closep(&vm.out_fd);
 	qp_closep(&vm.ctl_fd);
+	give_back_devices(&vm);
+	if (vm.proc.path)
+		qp_root_close(&vm.proc);
 	rundir_release(&vm);
 	free(vm.dir);
 	free(vm.qmp_path);

@@ -196,7 +196,7 @@ def test_refusals():
         assert not os.path.exists(vm.dir)
         p = run("up", "profiles/examples/win10-gpu-01.json", sysroot=fixture("seed"),
                 cwd=SOURCE, env={"QPASS_RUNDIR": os.path.join(tmp, "run")})
-        assert p.returncode == 1 and "cannot pass devices through yet" in p.stderr, p.stderr
+        assert p.returncode == 1 and "cannot open taps on a bridge yet" in p.stderr, p.stderr
         assert not os.path.exists(os.path.join(tmp, "run", "win10-gpu-01"))
         p = run("up")
         assert p.returncode == 2

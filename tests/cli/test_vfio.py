@@ -6,8 +6,10 @@ after the step, or the step fails (EBUSY, ENODEV, a write that hangs); then
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from qptest import fixture, main, scratch  # noqa: E402
@@ -171,7 +173,137 @@ def test_bad_addresses():
         h.assert_restored("nothing done")
 
 
+STUB = os.path.join(os.path.dirname(__file__), "..", "fakekernel", "qemu-stub")
+
+VM = """{ "name": "%s", "memory": "256M", "vcpus": 1, "machine": "pc", "video": "none",
+  "usb": {"controller": "none"}, "passthrough": ["08:00"], "emulator_cpus": "0-1",
+  "qemu": "%s", "shutdown_timeout": 5 %s}"""
+
+
+class VmUp:
+    """`qpass-fk up` of a VM with the seed's 08:00 on the fixture, QEMU a stub."""
+
+    def __init__(self, h, name="gpuvm", extra="", fault=None):
+        self.h, self.name = h, name
+        self.profile = os.path.join(os.path.dirname(h.root), name + ".json")
+        with open(self.profile, "w") as f:
+            f.write(VM % (name, os.path.abspath(STUB), extra))
+        self.argv_file = os.path.join(os.path.dirname(h.root), name + ".argv")
+        env = dict(os.environ, QPASS_RUNDIR=h.rundir, QP_STUB_ARGV=self.argv_file,
+                   QPASS_SYSFS_TIMEOUT_MS="300")
+        env.pop("QPASS_FAKE_FAULT", None)
+        if fault:
+            env["QPASS_FAKE_FAULT"] = fault
+        self.proc = subprocess.Popen([QPASS_FK, "--sysroot", h.root, "up", self.profile],
+                                     env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        self.state_path = os.path.join(h.rundir, name, "state.json")
+
+    def running(self, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            if os.path.exists(self.state_path):
+                with open(self.state_path) as f:
+                    st = json.load(f)
+                if st["qpass_pid"] == self.proc.pid:
+                    return st
+            if self.proc.poll() is not None:
+                raise AssertionError("up ended: %d %s" % (self.proc.returncode,
+                                                          self.proc.stderr.read()))
+            time.sleep(0.02)
+        raise AssertionError("the VM did not start")
+
+    def finish(self):
+        _, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, err
+
+
+def test_up_with_passthrough():
+    with scratch() as tmp:
+        h = Host(tmp)
+        vm = VmUp(h)
+        vm.running()
+        for f in range(4):
+            assert h.driver("0000:08:00.%d" % f) == "vfio-pci"
+        assert os.path.exists(os.path.join(h.root, "dev/vfio/46"))
+        with open(vm.argv_file) as f:
+            argv = json.load(f)
+        hosts = [json.loads(a)["host"] for a in argv if a.startswith('{"driver":"vfio-pci"')]
+        assert hosts == ["0000:08:00.%d" % f for f in range(4)], hosts
+        locks = sorted(os.listdir(os.path.join(h.rundir, "devices")))
+        assert locks == ["0000:08:00.%d.lock" % f for f in range(4)], locks
+        # A second VM that wants the same device is refused, naming the holder.
+        other = VmUp(h, name="other")
+        rc, err = other.finish()
+        assert rc == 1 and "0000:08:00.0 is taken by the VM gpuvm" in err, err
+        assert h.driver("0000:08:00.0") == "vfio-pci"
+        p = h.fk("down", "gpuvm")
+        assert p.returncode == 0, p.stderr
+        rc, err = vm.finish()
+        assert rc == 0 and "the devices are back on their host drivers" in err, err
+        h.assert_restored("up, then down")
+        assert os.listdir(os.path.join(h.rundir, "devices")) == []
+
+
+def test_up_killed_then_restore():
+    with scratch() as tmp:
+        h = Host(tmp)
+        vm = VmUp(h)
+        st = vm.running()
+        p = h.fk("restore")
+        assert "gpuvm is running" in p.stderr, p.stderr
+        assert h.driver("0000:08:00.0") == "vfio-pci"
+        vm.proc.send_signal(signal.SIGKILL)
+        vm.proc.wait()
+        for _ in range(200):
+            if not os.path.exists("/proc/%d" % st["qemu_pid"]) or \
+                    open("/proc/%d/stat" % st["qemu_pid"]).read().split(") ")[1][0] == "Z":
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the QEMU stub outlived qpass")
+        p = h.fk("restore")
+        assert p.returncode == 0 and "restored the devices of gpuvm" in p.stderr, p.stderr
+        h.assert_restored("kill -9 of up, then restore")
+        assert "nothing to restore" in h.fk("restore").stderr
+
+
+def test_up_fails_at_every_bind_step():
+    for step in range(1, 13):
+        for what in ("EBUSY", "kill"):
+            with scratch() as tmp:
+                h = Host(tmp)
+                vm = VmUp(h, fault="%d:%s" % (step, what))
+                rc, err = vm.finish()
+                label = "up, bind step %d, %s" % (step, what)
+                if what == "kill":
+                    assert rc == -9, (label, rc, err)
+                    assert h.fk("restore").returncode == 0
+                else:
+                    assert rc == 1 and "binding 0000:08:00." in err, (label, err)
+                h.assert_restored(label)
+
+
+def test_run_as_owns_the_group():
+    if os.geteuid() != 0:
+        print("# not root: run_as not tested")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    with scratch() as tmp:
+        h = Host(tmp)
+        node = os.path.join(h.root, "dev/vfio/46")
+        vm = VmUp(h, extra=', "run_as": "nobody"')
+        vm.running()
+        assert os.stat(node).st_uid == nobody.pw_uid
+        assert h.fk("down", "gpuvm").returncode == 0
+        rc, err = vm.finish()
+        assert rc == 0, err
+        h.assert_restored("run_as")
+
+
 if __name__ == "__main__":
     sys.exit(main([test_round_trip, test_every_fault_while_binding,
                    test_every_fault_while_giving_back, test_loads_vfio_pci,
-                   test_bad_addresses]))
+                   test_bad_addresses, test_up_with_passthrough, test_up_killed_then_restore,
+                   test_up_fails_at_every_bind_step, test_run_as_owns_the_group]))

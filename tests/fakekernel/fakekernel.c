@@ -24,9 +24,11 @@
 #include <unistd.h>
 
 #include "bind.h"
+#include "group.h"
 #include "cli.h"
 #include "root.h"
 #include "sysfs.h"
+#include "sysfx.h"
 #include "util.h"
 
 #define PCI "sys/bus/pci"
@@ -281,8 +283,44 @@ static int fake_modprobe(const struct qp_root *r, const char *module)
 	return 0;
 }
 
+/* A group is viable when every member but bridges is on vfio-pci, pci-stub or none. */
+static int fake_vfio_check(const struct qp_root *r, int group)
+{
+	qp_autofree char *members = qp_xasprintf("sys/kernel/iommu_groups/%d/devices", group);
+	char **names = NULL;
+	struct qp_err *err = NULL;
+	if (qp_root_list(r, members, false, &names, &err) < 0) {
+		qp_err_free(err);
+		return ENOENT;
+	}
+	int rc = 0;
+	for (char **m = names; *m && !rc; m++) {
+		qp_autofree char *dir = dev_dir(r, *m);
+		qp_autofree char *cls = qp_xasprintf("%s/class", dir ? dir : "");
+		qp_autofree char *text = NULL;
+		if (qp_root_read(r, cls, &text, NULL, &err) == 0 && !strncmp(text, "0x0604", 6))
+			continue;
+		qp_err_free(err);
+		err = NULL;
+		qp_autofree char *drv = dir ? current_driver(r, dir) : NULL;
+		if (drv && strcmp(drv, "vfio-pci") && strcmp(drv, "pci-stub"))
+			rc = EINVAL;
+	}
+	qp_strv_free(names);
+	return rc;
+}
+
+/* Locked memory is the real kernel's business; a fixture VM locks none. */
+static int fake_memlock(uint64_t bytes)
+{
+	(void)bytes;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	qp_kernel_memlock = fake_memlock;
+	qp_kernel_vfio_check = fake_vfio_check;
 	qp_kernel_write = fake_write;
 	qp_kernel_modprobe = fake_modprobe;
 	return qp_main(argc, argv);

@@ -1,0 +1,18 @@
+/* Proving a VFIO group usable before QEMU starts, and handing it to QEMU's user. */
+#ifndef QP_GROUP_H
+#define QP_GROUP_H
+
+#include <sys/types.h>
+
+#include "err.h"
+#include "root.h"
+
+/* Waits (bounded) for /dev/vfio/N, opens it, checks that VFIO_GROUP_GET_STATUS says
+ * viable and that the container supports the type1 IOMMU, and closes it again: QEMU
+ * opens it itself, and a group can be open only once. */
+int qp_vfio_check_group(const struct qp_root *root, int group, struct qp_err **err);
+
+/* The check itself, for a test's fake kernel: 0, or an errno. NULL: the ioctls. */
+extern int (*qp_kernel_vfio_check)(const struct qp_root *root, int group);
+
+#endif
