@@ -354,6 +354,19 @@ static int cmd_up(struct globals *g, int argc, char **argv)
 	return rc;
 }
 
+/* Whether a VM of this name runs: its supervisor holds the runtime directory's lock. */
+static bool vm_running(const char *name)
+{
+	qp_autofree char *lock = qp_xasprintf("%s/%s/lock", qp_rundir(), name);
+	qp_autoclose int fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return true;
+	flock(fd, LOCK_UN);
+	return false;
+}
+
 static int cmd_down(struct globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -401,12 +414,17 @@ static int cmd_down(struct globals *g, int argc, char **argv)
 		return QP_EXIT_FAIL;
 	}
 	json_object_put(reply);
-	/* Gone when its supervisor has removed the runtime directory's control socket. */
-	qp_autofree char *sock = qp_xasprintf("%s/%s/control.sock", qp_rundir(), name);
+	/* Gone when its supervisor no longer holds the runtime directory's lock: the
+	 * kernel drops it however the supervisor ends. */
 	long wait_s = (force ? 10 : (timeout > 0 ? timeout : 600)) + 15;
 	for (long i = 0; i < wait_s * 10; i++) {
-		if (access(sock, F_OK) < 0) {
+		if (!vm_running(name)) {
 			fprintf(stderr, "qpass: %s stopped\n", name);
+			if (qp_vfio_journaled(name, NULL)) {
+				fprintf(stderr, "qpass: %s's devices were not all given back: run "
+					"`qpass restore %s`\n", name, name);
+				return QP_EXIT_FAIL;
+			}
 			return QP_EXIT_OK;
 		}
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -612,19 +630,6 @@ static int cmd_bind_unbind(struct globals *g, int argc, char **argv)
 	if (err)
 		qp_err_report(&err);
 	return rc;
-}
-
-/* Whether a VM of this name runs: its supervisor holds the runtime directory's lock. */
-static bool vm_running(const char *name)
-{
-	qp_autofree char *lock = qp_xasprintf("%s/%s/lock", qp_rundir(), name);
-	qp_autoclose int fd = open(lock, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		return true;
-	flock(fd, LOCK_UN);
-	return false;
 }
 
 static int cmd_restore(struct globals *g, int argc, char **argv)

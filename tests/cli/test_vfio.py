@@ -284,6 +284,26 @@ def test_up_fails_at_every_bind_step():
                 h.assert_restored(label)
 
 
+def test_up_fails_while_giving_back():
+    """up makes 12 writes to bind 08:00; 13 to 24 give it back after `down`."""
+    for step in range(13, 25):
+        for what in ("EBUSY", "killafter"):
+            with scratch() as tmp:
+                h = Host(tmp)
+                vm = VmUp(h, fault="%d:%s" % (step, what))
+                vm.running()
+                h.fk("down", "gpuvm")
+                rc, err = vm.finish()
+                label = "up, give-back step %d, %s" % (step, what)
+                if what == "EBUSY":
+                    assert rc == 0 and "qpass restore gpuvm" in err, (label, err)
+                else:
+                    assert rc == -9, (label, rc)
+                r = h.fk("restore")
+                assert r.returncode == 0, (label, r.stderr)
+                h.assert_restored(label)
+
+
 def test_run_as_owns_the_group():
     if os.geteuid() != 0:
         print("# not root: run_as not tested")
@@ -306,4 +326,5 @@ if __name__ == "__main__":
     sys.exit(main([test_round_trip, test_every_fault_while_binding,
                    test_every_fault_while_giving_back, test_loads_vfio_pci,
                    test_bad_addresses, test_up_with_passthrough, test_up_killed_then_restore,
-                   test_up_fails_at_every_bind_step, test_run_as_owns_the_group]))
+                   test_up_fails_at_every_bind_step, test_up_fails_while_giving_back,
+                   test_run_as_owns_the_group]))
