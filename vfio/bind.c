@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "holders.h"
 #include "sysfs.h"
 #include "up.h"
 #include "util.h"
@@ -347,6 +348,17 @@ static int bind_one(const struct qp_root *root, struct journal *j, const struct 
 			qp_autofree char *rel = qp_xasprintf("sys/bus/pci/drivers/%s/unbind",
 							     now.driver);
 			rc = write_attr(root, rel, addr, err);
+			/* A driver that will not let go: someone has the device open. */
+			if (rc < 0 && err && *err && (*err)->errnum == ETIMEDOUT) {
+				qp_autofree char *who = qp_vfio_holders(root, addr);
+				if (who)
+					qp_err_hint(err, "the device is in use by %s: stop %s (a "
+						    "display server, a CUDA program), then try again",
+						    who, strchr(who, ',') ? "them" : "it");
+				else
+					qp_err_hint(err, "the %s driver is still using the device; "
+						    "stop what uses it (a display server?)", now.driver);
+			}
 		}
 		if (rc == 0)
 			rc = write_attr(root, "sys/bus/pci/drivers_probe", addr, err);

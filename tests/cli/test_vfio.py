@@ -163,6 +163,31 @@ def test_loads_vfio_pci():
         assert h.driver("0000:01:00.1") == "snd_hda_intel"
 
 
+def test_busy_device_names_its_holders():
+    """An unbind that hangs: qpass gives up, names who holds the device, and leaves
+    nothing half bound."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        r = h.root
+        os.makedirs(os.path.join(r, "dev/dri/by-path"))
+        open(os.path.join(r, "dev/dri/card1"), "w").close()
+        os.symlink("../card1", os.path.join(r, "dev/dri/by-path/pci-0000:08:00.0-card"))
+        for pid, comm, target in (("4242", "Xorg", "/dev/dri/card1"),
+                                  ("77", "nvidia-smi", "/dev/nvidia0"),
+                                  ("99", "bash", "/dev/pts/0")):
+            os.makedirs(os.path.join(r, "proc", pid, "fd"))
+            os.symlink(target, os.path.join(r, "proc", pid, "fd", "3"))
+            with open(os.path.join(r, "proc", pid, "comm"), "w") as f:
+                f.write(comm + "\n")
+        # Write 2 is unbinding 08:00.0 from nouveau.
+        p = h.fk("bind", "08:00", fault="2:hang")
+        assert p.returncode == 1, p
+        assert "did not finish within 300 ms" in p.stderr, p.stderr
+        assert "in use by 4242 (Xorg), 77 (nvidia-smi)" in p.stderr, p.stderr
+        assert "bash" not in p.stderr
+        h.assert_restored("a busy device")
+
+
 def test_bad_addresses():
     with scratch() as tmp:
         h = Host(tmp)
@@ -325,6 +350,7 @@ def test_run_as_owns_the_group():
 if __name__ == "__main__":
     sys.exit(main([test_round_trip, test_every_fault_while_binding,
                    test_every_fault_while_giving_back, test_loads_vfio_pci,
-                   test_bad_addresses, test_up_with_passthrough, test_up_killed_then_restore,
+                   test_bad_addresses, test_busy_device_names_its_holders,
+                   test_up_with_passthrough, test_up_killed_then_restore,
                    test_up_fails_at_every_bind_step, test_up_fails_while_giving_back,
                    test_run_as_owns_the_group]))
