@@ -329,6 +329,21 @@ def test_up_fails_while_giving_back():
                 h.assert_restored(label)
 
 
+def test_memlock_said_before_anything():
+    with scratch() as tmp:
+        h = Host(tmp)
+        os.environ["QPASS_FAKE_MEMLOCK"] = "EPERM"
+        try:
+            vm = VmUp(h)
+            rc, err = vm.finish()
+        finally:
+            del os.environ["QPASS_FAKE_MEMLOCK"]
+        assert rc == 1 and "cannot raise RLIMIT_MEMLOCK to 4563402752 bytes" in err, err
+        assert "guest RAM + 1 GiB per VFIO device" in err and "fix: " in err, err
+        h.assert_restored("memlock refused")
+        assert not os.path.exists(os.path.join(h.rundir, "devices"))
+
+
 def test_run_as_owns_the_group():
     if os.geteuid() != 0:
         print("# not root: run_as not tested")
@@ -353,4 +368,5 @@ if __name__ == "__main__":
                    test_bad_addresses, test_busy_device_names_its_holders,
                    test_up_with_passthrough, test_up_killed_then_restore,
                    test_up_fails_at_every_bind_step, test_up_fails_while_giving_back,
+                   test_memlock_said_before_anything,
                    test_run_as_owns_the_group]))

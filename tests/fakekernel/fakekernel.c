@@ -13,7 +13,8 @@
  *
  * Faults, for the crash tests: QPASS_FAKE_FAULT=N:WHAT acts on the Nth sysfs write of
  * the process: WHAT is an errno name (EBUSY, ENODEV, EIO, EINVAL) to fail it, hang to
- * block it, kill to kill qpass before it, killafter to kill qpass after it took effect. */
+ * block it, kill to kill qpass before it, killafter to kill qpass after it took effect.
+ * QPASS_FAKE_MEMLOCK=EPERM: RLIMIT_MEMLOCK cannot be raised. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -310,11 +311,13 @@ static int fake_vfio_check(const struct qp_root *r, int group)
 	return rc;
 }
 
-/* Locked memory is the real kernel's business; a fixture VM locks none. */
+/* Locked memory is the real kernel's business; a fixture VM locks none. With
+ * QPASS_FAKE_MEMLOCK=EPERM the limit cannot be raised, as without CAP_SYS_RESOURCE. */
 static int fake_memlock(uint64_t bytes)
 {
 	(void)bytes;
-	return 0;
+	const char *m = getenv("QPASS_FAKE_MEMLOCK");
+	return m && !strcmp(m, "EPERM") ? EPERM : 0;
 }
 
 int main(int argc, char **argv)
