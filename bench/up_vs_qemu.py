@@ -17,62 +17,32 @@ The profile is minimal and runs under TCG: what is measured is the launch path.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "cli"))
+from qptest import Qemu  # noqa: E402
+
 PROFILE = """{ "name": "bench", "memory": "128M", "vcpus": 1, "accel": "tcg",
   "machine": "pc", "video": "none", "usb": {"controller": "none"}, "memballoon": false,
   "shutdown_timeout": 5 }"""
 
 
-def qmp(f, cmd, **args):
-    msg = {"execute": cmd}
-    if args:
-        msg["arguments"] = args
-    f.write(json.dumps(msg) + "\n")
-    f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "return" in r or "error" in r:
-            return r
-
-
 def by_hand(argv, tmp, pins):
-    path = os.path.join(tmp, "qmp.sock")
-    if os.path.exists(path):
-        os.unlink(path)
+    """The same argv, started as qpass would, with the tests' helper (fd 3, greeting,
+    capabilities), then pinned and let run."""
     t0 = time.monotonic()
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(path)
-    listener.listen(1)
-    fd = listener.fileno()
-
-    def child():
-        if fd != 3:
-            os.dup2(fd, 3)
-        os.set_inheritable(3, True)
-
-    proc = subprocess.Popen(argv, preexec_fn=child, close_fds=False,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    listener.close()
-    c = socket.socket(socket.AF_UNIX)
-    c.connect(path)
-    f = c.makefile("rw")
-    json.loads(f.readline())
-    qmp(f, "qmp_capabilities")
-    for cpu in qmp(f, "query-cpus-fast")["return"]:
+    q = Qemu(argv, tmp)
+    for cpu in q.cmd("query-cpus-fast"):
         os.sched_setaffinity(cpu["thread-id"], {pins[cpu["cpu-index"]]})
-    qmp(f, "cont")
-    assert qmp(f, "query-status")["return"]["status"] == "running"
+    q.cmd("cont")
+    assert q.cmd("query-status")["status"] == "running"
     elapsed = time.monotonic() - t0
-    qmp(f, "quit")
-    proc.wait()
-    c.close()
+    q.quit()
     return elapsed
 
 
