@@ -187,6 +187,13 @@ static void print_warnings(const struct qp_host *h)
 		fprintf(stderr, "qpass: warning: %s\n", *w);
 }
 
+/* Where per-VM state goes: $QPASS_STATEDIR, else the planner's default. */
+static const char *state_dir(void)
+{
+	const char *d = secure_getenv("QPASS_STATEDIR");
+	return d && *d ? d : NULL;
+}
+
 /* What the read-only commands share: --json, --all (where it applies), --sysroot and
  * --help, in any order among the arguments. Returns -1 to go on, else an exit status. */
 struct flags {
@@ -278,6 +285,7 @@ static int cmd_plan(struct globals *g, int argc, char **argv)
 		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
+	p.state_dir = state_dir();
 	struct qp_host h;
 	if (load_host(g, &h, &err) < 0) {
 		qp_profile_free(&p);
@@ -326,6 +334,7 @@ static int cmd_up(struct globals *g, int argc, char **argv)
 		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
+	p.state_dir = state_dir();
 	struct qp_root root;
 	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
 		qp_profile_free(&p);

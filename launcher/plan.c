@@ -578,7 +578,8 @@ int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_
 		plan.n_taps++;
 	}
 	if (p->firmware == QP_FW_OVMF)
-		plan.ovmf_vars = qp_xasprintf(QP_STATE_DIR "/%s/OVMF_VARS.fd", p->name);
+		plan.ovmf_vars = qp_xasprintf("%s/%s/OVMF_VARS.fd",
+					      p->state_dir ? p->state_dir : QP_STATE_DIR, p->name);
 	qp_plan_build_argv(&plan, h);
 	*out = plan;
 	return 0;

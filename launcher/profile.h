@@ -103,6 +103,9 @@ struct qp_profile {
 	char **extra_args;     /* NULL-terminated */
 	char *qemu;
 	int shutdown_timeout;
+	/* Not a key: where per-VM state goes (the OVMF variables), set by the caller;
+	 * NULL means QP_STATE_DIR. Kept here so that the planner stays pure. */
+	const char *state_dir;
 };
 
 /* Parses a profile from text; `file` names it in messages. On failure *out is empty. */

@@ -813,10 +813,6 @@ static int refuse_unsupported(const struct qp_plan *plan, struct qp_err **err)
 		qp_err_set(err, 0, "qpass up cannot open taps on a bridge yet");
 		return qp_err_hint(err, "use {\"type\": \"user\"} networking for now");
 	}
-	if (plan->ovmf_vars) {
-		qp_err_set(err, 0, "qpass up cannot make the per-VM OVMF variables yet");
-		return qp_err_hint(err, "use \"firmware\": \"bios\" for now");
-	}
 	return 0;
 }
 
@@ -867,6 +863,41 @@ static void unlock_devices(struct vm *vm)
 	free(vm->dev_locks);
 	vm->dev_locks = NULL;
 	vm->n_dev_locks = 0;
+}
+
+/* The VM's own copy of the OVMF variables (its UEFI settings and boot entries): made
+ * once from the template, kept across runs, owned by run_as. */
+static int make_ovmf_vars(const struct vm *vm, struct qp_err **err)
+{
+	const char *path = vm->plan->ovmf_vars;
+	if (!path || access(path, F_OK) == 0)
+		return 0;
+	qp_autofree char *dir = qp_xstrndup(path, (size_t)(strrchr(path, '/') - path));
+	if (mkdir_p(dir, 0700, err) < 0)
+		return -1;
+	qp_autoclose int in = open(vm->p->ovmf_vars, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		qp_err_set(err, errno, "cannot open the OVMF variables template %s",
+			   vm->p->ovmf_vars);
+		return qp_err_hint(err, "install OVMF (apt-get install ovmf), or set \"ovmf\": "
+				   "{\"vars\": PATH} in the profile");
+	}
+	qp_autofree char *tmp = qp_xasprintf("%s.tmp", path);
+	qp_autoclose int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		return qp_err_set(err, errno, "cannot create %s", tmp);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			return qp_err_set(err, errno, "cannot write %s", tmp);
+	if (n < 0 || fsync(out) < 0)
+		return qp_err_set(err, errno, "cannot copy %s", vm->p->ovmf_vars);
+	if (vm->has_user && fchown(out, vm->uid, vm->gid) < 0)
+		return qp_err_set(err, errno, "cannot give %s to %s", tmp, vm->p->run_as);
+	if (rename(tmp, path) < 0)
+		return qp_err_set(err, errno, "cannot rename %s", tmp);
+	return 0;
 }
 
 /* The memlock QEMU needs (VFIO pins all guest RAM), raised here, before anything is
@@ -975,7 +1006,8 @@ int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_err 
 		qp_err_set(err, errno, "signalfd");
 		goto out;
 	}
-	if (raise_memlock(&vm, err) < 0 || qp_root_open("/", &vm.proc, err) < 0 ||
+	if (raise_memlock(&vm, err) < 0 || make_ovmf_vars(&vm, err) < 0 ||
+	    qp_root_open("/", &vm.proc, err) < 0 ||
 	    rundir_take(&vm, err) < 0 || take_devices(&vm, err) < 0)
 		goto out;
 	vm.ctl_path = qp_xasprintf("%s/control.sock", vm.dir);

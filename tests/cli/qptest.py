@@ -150,7 +150,7 @@ class Qemu:
 
 
 UP_PROFILE = """{ "name": "%s", "memory": "128M", "vcpus": %d, "accel": "tcg",
-  "machine": "pc", "video": "none", "usb": {"controller": "none"}, "shutdown_timeout": 2
+  "video": "none", "usb": {"controller": "none"}, "shutdown_timeout": 2
   %s}"""
 
 
@@ -162,6 +162,8 @@ class Up:
         self.name = name
         self.rundir = os.path.join(tmp, "run")
         self.profile = os.path.join(tmp, name + ".json")
+        if not text and '"machine"' not in extra:
+            extra = ', "machine": "pc"' + extra
         with open(self.profile, "w") as f:
             f.write(text if text else UP_PROFILE % (name, vcpus, extra))
         self.env = dict(os.environ, QPASS_RUNDIR=self.rundir)

@@ -188,6 +188,32 @@ def test_qpass_killed_takes_qemu_along():
             assert not os.path.exists(again.dir)
 
 
+def test_ovmf_vars_per_vm():
+    with tempfile.TemporaryDirectory() as tmp:
+        state = os.path.join(tmp, "state")
+        os.environ["QPASS_STATEDIR"] = state
+        try:
+            vm = Up(tmp, name="uefi", extra=', "machine": "q35", "firmware": "ovmf"')
+            vm.state()
+            vars_path = os.path.join(state, "uefi", "OVMF_VARS.fd")
+            assert os.path.getsize(vars_path) == os.path.getsize(
+                "/usr/share/OVMF/OVMF_VARS_4M.fd")
+            assert oct(os.stat(vars_path).st_mode & 0o777) == "0o600"
+            vm.proc.send_signal(signal.SIGTERM)
+            assert vm.finish()[0] == 0
+            # Kept across runs: the guest's UEFI settings are its own.
+            with open(vars_path, "r+b") as f:
+                f.write(b"QPASS")
+            again = Up(tmp, name="uefi", extra=', "machine": "q35", "firmware": "ovmf"')
+            again.state()
+            with open(vars_path, "rb") as f:
+                assert f.read(5) == b"QPASS"
+            again.proc.send_signal(signal.SIGTERM)
+            assert again.finish()[0] == 0
+        finally:
+            del os.environ["QPASS_STATEDIR"]
+
+
 def test_refusals():
     with tempfile.TemporaryDirectory() as tmp:
         vm = Up(tmp, name="noqemu", extra=', "qemu": "/nonexistent/qemu"')
@@ -209,4 +235,5 @@ if __name__ == "__main__":
     sys.exit(main([test_up_places_and_stops_on_sigterm, test_qemu_killed_means_non_zero,
                    test_one_vm_per_name, test_status_qmp_down, test_down_force,
                    test_run_as_drops_root, test_qpass_killed_takes_qemu_along,
+                   test_ovmf_vars_per_vm,
                    test_refusals]))
