@@ -37,6 +37,7 @@
 #include "jsonout.h"
 #include "qmp.h"
 #include "sysfx.h"
+#include "tap.h"
 #include "util.h"
 
 #define QMP_TIMEOUT_MS 30000
@@ -68,6 +69,8 @@ struct vm {
 	struct stat *chowned_was;
 	size_t n_chowned;
 };
+
+static void say(const struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 const char *qp_rundir(void)
 {
@@ -181,7 +184,7 @@ static int listen_at(const char *path, int flags, struct qp_err **err)
 /* In the child, between fork and exec: only async-signal-safe steps, errors as text
  * into the status pipe. Never returns. */
 __attribute__((noreturn)) static void child(struct vm *vm, pid_t parent, int qmp_fd,
-					    int out_fd, int status_fd)
+					    int out_fd, int status_fd, const int *taps)
 {
 	char msg[512] = "";
 	sigset_t none;
@@ -216,9 +219,21 @@ __attribute__((noreturn)) static void child(struct vm *vm, pid_t parent, int qmp
 			 strerror(errno));
 		goto fail;
 	}
-	if (close_range(4, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+	/* The taps, at the fds the argv names (4, 5...). They were moved above the range
+	 * first, so no dup2 overwrites another. */
+	size_t n_taps = vm->plan->n_taps;
+	int high[16];
+	for (size_t i = 0; i < n_taps && i < 16; i++)
+		high[i] = fcntl(taps[i], F_DUPFD_CLOEXEC, QP_FD_TAP0 + 16);
+	for (size_t i = 0; i < n_taps && i < 16; i++) {
+		if (high[i] < 0 || dup2(high[i], vm->plan->taps[i].fd) < 0) {
+			snprintf(msg, sizeof(msg), "cannot pass the tap fds: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if (close_range(4 + (unsigned)n_taps, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
 		/* Kernels before 5.11. */
-		for (int fd = 4; fd < 65536; fd++)
+		for (int fd = 4 + (int)n_taps; fd < 65536; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
 	execvp(vm->plan->argv[0], vm->plan->argv);
@@ -231,11 +246,30 @@ fail:
 
 static int spawn(struct vm *vm, struct qp_err **err)
 {
+	/* The taps first: QEMU gets new ones at every start, and they go with it. */
+	int taps[16];
+	size_t n_taps = 0;
+	if (vm->plan->n_taps > 16)
+		return qp_err_set(err, 0, "at most 16 bridge networks per VM");
+	for (; n_taps < vm->plan->n_taps; n_taps++) {
+		char name[QP_IFNAMSIZ];
+		taps[n_taps] = qp_tap_open(vm->plan->taps[n_taps].bridge,
+					   vm->has_user ? vm->uid : (uid_t)-1, name, err);
+		if (taps[n_taps] < 0) {
+			while (n_taps)
+				close(taps[--n_taps]);
+			return -1;
+		}
+		say(vm, "network %zu: %s on %s", n_taps, name, vm->plan->taps[n_taps].bridge);
+	}
 	/* A QEMU that was killed leaves its socket behind; the lock makes it ours. */
 	unlink(vm->qmp_path);
 	int qmp_fd = listen_at(vm->qmp_path, 0, err);
-	if (qmp_fd < 0)
+	if (qmp_fd < 0) {
+		while (n_taps)
+			close(taps[--n_taps]);
 		return -1;
+	}
 	int out[2], status[2];
 	if (pipe2(out, O_CLOEXEC) < 0) {
 		close(qmp_fd);
@@ -260,9 +294,12 @@ static int spawn(struct vm *vm, struct qp_err **err)
 		return qp_err_set(err, e, "fork");
 	}
 	if (pid == 0)
-		child(vm, parent, qmp_fd, out[1], status[1]);
+		child(vm, parent, qmp_fd, out[1], status[1], taps);
 	vm->qemu = pid;
 	close(qmp_fd);
+	/* QEMU holds the taps now: they vanish when it exits. */
+	while (n_taps)
+		close(taps[--n_taps]);
 	close(out[1]);
 	close(status[1]);
 	vm->out_fd = out[0];
@@ -498,7 +535,6 @@ struct sup {
 	int status;         /* QEMU's wait status */
 };
 
-static void say(const struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const struct vm *vm, const char *fmt, ...)
 {
 	va_list ap;
@@ -809,10 +845,6 @@ static enum outcome supervise(struct vm *vm)
 
 static int refuse_unsupported(const struct qp_plan *plan, struct qp_err **err)
 {
-	if (plan->n_taps) {
-		qp_err_set(err, 0, "qpass up cannot open taps on a bridge yet");
-		return qp_err_hint(err, "use {\"type\": \"user\"} networking for now");
-	}
 	return 0;
 }
 

@@ -157,7 +157,7 @@ UP_PROFILE = """{ "name": "%s", "memory": "128M", "vcpus": %d, "accel": "tcg",
 class Up:
     """`qpass up` of a small TCG VM in the background, its runtime dir under tmp."""
 
-    def __init__(self, tmp, name="uptest", vcpus=1, extra="", text=None):
+    def __init__(self, tmp, name="uptest", vcpus=1, extra="", text=None, prefix=()):
         self.tmp = tmp
         self.name = name
         self.rundir = os.path.join(tmp, "run")
@@ -170,7 +170,7 @@ class Up:
         self.env.pop("QPASS_SYSROOT", None)
         self.log_path = os.path.join(tmp, name + ".log")
         self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([QPASS, "up", self.profile], env=self.env,
+        self.proc = subprocess.Popen(list(prefix) + [QPASS, "up", self.profile], env=self.env,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.dir = os.path.join(self.rundir, name)
 
