@@ -194,6 +194,30 @@ static const char *state_dir(void)
 	return d && *d ? d : NULL;
 }
 
+/* Prints a command's result: JSON when doc, else text; takes both. */
+static int emit(json_object *doc, char *text)
+{
+	qp_autoerr struct qp_err *err = NULL;
+	int rc = QP_EXIT_OK;
+	if (doc && qp_json_print(stdout, doc, &err) < 0) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	} else if (!doc && text) {
+		fputs(text, stdout);
+	}
+	free(text);
+	return rc;
+}
+
+/* Reads a profile; the state directory comes from the environment. */
+static int load_profile(const char *path, struct qp_profile *p, struct qp_err **err)
+{
+	if (qp_profile_load(path, p, err) < 0)
+		return -1;
+	p->state_dir = state_dir();
+	return 0;
+}
+
 /* What the read-only commands share: --json, --all (where it applies), --sysroot and
  * --help, in any order among the arguments. Returns -1 to go on, else an exit status. */
 struct flags {
@@ -252,19 +276,10 @@ static int cmd_list(struct globals *g, int argc, char **argv)
 		return QP_EXIT_FAIL;
 	}
 	print_warnings(&h);
-	rc = QP_EXIT_OK;
 	struct qp_list_opts lo = { .all = f.all };
-	if (f.json) {
-		if (!qp_host_iommu_on(&h))
-			fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
-		if (qp_json_print(stdout, qp_list_json(&h, &lo), &err) < 0) {
-			qp_err_report(&err);
-			rc = QP_EXIT_FAIL;
-		}
-	} else {
-		qp_autofree char *text = qp_list_text(&h, &lo);
-		fputs(text, stdout);
-	}
+	if (f.json && !qp_host_iommu_on(&h))
+		fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
+	rc = emit(f.json ? qp_list_json(&h, &lo) : NULL, f.json ? NULL : qp_list_text(&h, &lo));
 	qp_host_free(&h);
 	return finish_output(rc);
 }
@@ -281,11 +296,10 @@ static int cmd_plan(struct globals *g, int argc, char **argv)
 
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_profile p;
-	if (qp_profile_load(argv[optind], &p, &err) < 0) {
+	if (load_profile(argv[optind], &p, &err) < 0) {
 		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
-	p.state_dir = state_dir();
 	struct qp_host h;
 	if (load_host(g, &h, &err) < 0) {
 		qp_profile_free(&p);
@@ -301,15 +315,7 @@ static int cmd_plan(struct globals *g, int argc, char **argv)
 	} else {
 		for (char **w = plan.warnings; f.json && w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
-		if (f.json) {
-			if (qp_json_print(stdout, qp_plan_json(&plan), &err) < 0) {
-				qp_err_report(&err);
-				rc = QP_EXIT_FAIL;
-			}
-		} else {
-			qp_autofree char *text = qp_plan_text(&plan);
-			fputs(text, stdout);
-		}
+		rc = emit(f.json ? qp_plan_json(&plan) : NULL, f.json ? NULL : qp_plan_text(&plan));
 		qp_plan_free(&plan);
 	}
 	qp_host_free(&h);
@@ -330,11 +336,10 @@ static int cmd_up(struct globals *g, int argc, char **argv)
 						       : "one profile at a time");
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_profile p;
-	if (qp_profile_load(argv[optind], &p, &err) < 0) {
+	if (load_profile(argv[optind], &p, &err) < 0) {
 		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
-	p.state_dir = state_dir();
 	struct qp_root root;
 	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
 		qp_profile_free(&p);
