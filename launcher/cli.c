@@ -209,6 +209,16 @@ static int emit(json_object *doc, char *text)
 	return rc;
 }
 
+/* Checks that exactly one PROFILE argument is left: -1, or the usage error's status. */
+static int one_profile(const char *cmd, int argc)
+{
+	if (optind == argc - 1)
+		return -1;
+	if (optind >= argc)
+		return usage_error("%s: which profile? (qpass %s PROFILE)", cmd, cmd);
+	return usage_error("%s: one profile at a time", cmd);
+}
+
 /* Reads a profile; the state directory comes from the environment. */
 static int load_profile(const char *path, struct qp_profile *p, struct qp_err **err)
 {
@@ -290,9 +300,8 @@ static int cmd_plan(struct globals *g, int argc, char **argv)
 	int rc = parse_flags(g, argc, argv, plan_usage, false, &f);
 	if (rc >= 0)
 		return rc;
-	if (optind != argc - 1)
-		return usage_error("plan: %s", optind >= argc ? "which profile? (qpass plan "
-			       "PROFILE)" : "one profile at a time");
+	if ((rc = one_profile("plan", argc)) >= 0)
+		return rc;
 
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_profile p;
@@ -331,9 +340,8 @@ static int cmd_up(struct globals *g, int argc, char **argv)
 		return rc;
 	if (f.json)
 		return usage_error("up: unknown option '--json'");
-	if (optind != argc - 1)
-		return usage_error("up: %s", optind >= argc ? "which profile? (qpass up PROFILE)"
-						       : "one profile at a time");
+	if ((rc = one_profile("up", argc)) >= 0)
+		return rc;
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_profile p;
 	if (load_profile(argv[optind], &p, &err) < 0) {

@@ -87,23 +87,35 @@ def test_guest_powers_off():
         assert rc == 0 and "the guest powered off" in err, err
 
 
+def ends_by_itself(name, word, life, said):
+    """The policy stops the VM: qpass ends on its own, with exit 0, having said so."""
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, name, word=word, life=life)
+        rc, err = vm.finish(timeout=120)
+        assert rc == 0 and said in err, err
+
+
+def stays_paused(name, word, life, said, states):
+    """The policy keeps the VM, paused: status says so; then it is stopped by hand."""
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = boot(tmp, name, word=word, life=life)
+        vm.wait_log(said)
+        p = run("status", name, "--json", env={"QPASS_RUNDIR": vm.rundir})
+        assert json.loads(p.stdout)["state"] in states, p.stdout
+        rc, err = stop(vm)
+        assert rc == 0, err
+
+
 def test_reboot_policies():
     with tempfile.TemporaryDirectory() as tmp:
         vm = boot(tmp, "rb-restart", word="qpass.reboot", life='"on_reboot": "restart"')
         vm.wait_log("the guest rebooted", count=2)
         rc, err = stop(vm)
         assert rc == 0, err
-    with tempfile.TemporaryDirectory() as tmp:
-        vm = boot(tmp, "rb-destroy", word="qpass.reboot", life='"on_reboot": "destroy"')
-        rc, err = vm.finish(timeout=120)
-        assert rc == 0 and "the guest rebooted: on_reboot destroy" in err, err
-    with tempfile.TemporaryDirectory() as tmp:
-        vm = boot(tmp, "rb-keep", word="qpass.reboot", life='"on_reboot": "preserve"')
-        vm.wait_log("on_reboot preserve pauses it")
-        p = run("status", "rb-keep", "--json", env={"QPASS_RUNDIR": vm.rundir})
-        assert json.loads(p.stdout)["state"] == "paused", p.stdout
-        rc, err = stop(vm)
-        assert rc == 0, err
+    ends_by_itself("rb-destroy", "qpass.reboot", '"on_reboot": "destroy"',
+                   "the guest rebooted: on_reboot destroy")
+    stays_paused("rb-keep", "qpass.reboot", '"on_reboot": "preserve"',
+                 "on_reboot preserve pauses it", ("paused",))
 
 
 def test_panic_restart_keeps_the_pins():
@@ -117,17 +129,10 @@ def test_panic_restart_keeps_the_pins():
         assert vcpu_pins(st["qemu_pid"]) == {0: [st["vcpu_pins"][0]]}
         rc, err = stop(vm)
         assert rc == 0, err
-    with tempfile.TemporaryDirectory() as tmp:
-        vm = boot(tmp, "crash-d", word="qpass.panic", life='"on_crash": "destroy"')
-        rc, err = vm.finish(timeout=120)
-        assert rc == 0 and "the guest panicked: on_crash destroy" in err, err
-    with tempfile.TemporaryDirectory() as tmp:
-        vm = boot(tmp, "crash-p", word="qpass.panic", life='"on_crash": "preserve"')
-        vm.wait_log("on_crash preserve keeps it paused")
-        p = run("status", "crash-p", "--json", env={"QPASS_RUNDIR": vm.rundir})
-        assert json.loads(p.stdout)["state"] in ("paused", "guest-panicked"), p.stdout
-        rc, err = stop(vm)
-        assert rc == 0, err
+    ends_by_itself("crash-d", "qpass.panic", '"on_crash": "destroy"',
+                   "the guest panicked: on_crash destroy")
+    stays_paused("crash-p", "qpass.panic", '"on_crash": "preserve"',
+                 "on_crash preserve keeps it paused", ("paused", "guest-panicked"))
 
 
 if __name__ == "__main__":
