@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "host.h"
 #include "jsonout.h"
 #include "list.h"
@@ -35,6 +36,9 @@ static const char usage_text[] =
 	"Commands:\n"
 	"  list [--all] [--json]  the GPUs with every function of their slots, their\n"
 	"                         IOMMU groups, NUMA nodes, local CPUs and drivers\n"
+	"  check [PROFILE] [--device ADDR] [--json]\n"
+	"                         the host doctor: is this host ready for passthrough\n"
+	"                         (and for PROFILE's VM)? each finding with its fix\n"
 	"  plan PROFILE [--json]  the plan for a VM profile on this host: devices and\n"
 	"                         guest slots, vCPU pins, memory node, the QEMU argv\n"
 	"  up PROFILE             start the VM as planned and supervise it in the\n"
@@ -68,6 +72,25 @@ static const char list_usage[] =
 	"  --all    also every other PCI device\n"
 	"  --json   JSON for scripts (schema: docs/list-json.md)\n"
 	"  --sysroot DIR  as the global option\n";
+
+static const char check_usage[] =
+	"Usage: qpass [--sysroot DIR] check [PROFILE] [--device ADDR] [--json]\n"
+	"\n"
+	"Checks what passthrough needs before QEMU starts, and says for each finding\n"
+	"that is not OK what to do on this host (the command, or the file and line to\n"
+	"change). The host: CPU virtualization, IOMMU, interrupt remapping, the VFIO\n"
+	"modules, /dev/kvm, QEMU and its vfio-pci, the memlock limit, hugepages.\n"
+	"With PROFILE (or --device ADDR: 04:00 for every function, 04:00.1 for one):\n"
+	"the IOMMU groups as the planner sees them, a boot framebuffer in a GPU's BARs,\n"
+	"processes holding the device, an empty reset_method, D3cold, OVMF, and free\n"
+	"memory, CPUs and hugepages on the VM's NUMA node. Reads only; changes nothing.\n"
+	"\n"
+	"  --device ADDR  check these functions instead of a profile's\n"
+	"  --json         JSON for scripts (schema: docs/check-json.md)\n"
+	"  --sysroot DIR  as the global option\n"
+	"\n"
+	"Exit status: 0 when no check FAILs (WARN does not fail); 1 when one does;\n"
+	"2 a wrong command line.\n";
 
 static const char plan_usage[] =
 	"Usage: qpass [--sysroot DIR] plan PROFILE [--json]\n"
@@ -329,6 +352,96 @@ static int cmd_plan(struct globals *g, int argc, char **argv)
 	}
 	qp_host_free(&h);
 	qp_profile_free(&p);
+	return finish_output(rc);
+}
+
+static int cmd_check(struct globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "sysroot", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *device = NULL;
+	bool json = false;
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			device = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			g->sysroot = optarg;
+			break;
+		case 'h':
+			fputs(check_usage, stdout);
+			return finish_output(QP_EXIT_OK);
+		case ':':
+			return usage_error("check: %s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("check: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc - 1)
+		return usage_error("check: one profile at a time");
+	const char *profile = optind < argc ? argv[optind] : NULL;
+	if (profile && device)
+		return usage_error("check: a profile or --device, not both");
+
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_profile p;
+	if (profile && load_profile(profile, &p, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	struct qp_root root;
+	struct qp_host h;
+	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
+		if (profile)
+			qp_profile_free(&p);
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	if (qp_host_load(&root, &h, &err) < 0) {
+		qp_root_close(&root);
+		if (profile)
+			qp_profile_free(&p);
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	print_warnings(&h);
+	struct qp_check_target t = { 0 };
+	int rc = 0;
+	if (profile)
+		qp_check_target_profile(&p, &h, &t);
+	else if (device && qp_check_target_device(device, &h, &t, &err) < 0)
+		rc = -1;
+	if (rc < 0) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	} else {
+		struct qp_check_facts facts;
+		struct qp_check_report report;
+		qp_check_probe(&root, &h, &t, &facts);
+		qp_check_eval(&h, &t, &facts, &report);
+		rc = emit(json ? qp_check_json(&report) : NULL, json ? NULL : qp_check_text(&report));
+		if (rc == QP_EXIT_OK && report.n[QP_CHECK_FAIL])
+			rc = QP_EXIT_FAIL;
+		qp_check_report_free(&report);
+		qp_check_facts_free(&facts);
+	}
+	qp_check_target_free(&t);
+	qp_host_free(&h);
+	qp_root_close(&root);
+	if (profile)
+		qp_profile_free(&p);
 	return finish_output(rc);
 }
 
@@ -713,6 +826,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "list", cmd_list },
+	{ "check", cmd_check },
 	{ "plan", cmd_plan },
 	{ "up", cmd_up },
 	{ "down", cmd_down },

@@ -116,15 +116,36 @@ static int check_groups(const struct qp_profile *p, const struct qp_host *h,
 			plan->groups[g] = plan->groups[g - 1];
 		plan->groups[g] = d->iommu_group;
 	}
+	struct qp_pci_addr *vm = qp_xcalloc(plan->n_devs, sizeof(*vm));
+	for (size_t i = 0; i < plan->n_devs; i++)
+		vm[i] = plan->devs[i].host;
+	int rc = qp_plan_check_groups(p->file, h, plan->groups, plan->n_groups, vm,
+				      plan->n_devs, err);
+	free(vm);
+	return rc;
+}
+
+static bool in_set(const struct qp_pci_addr *set, size_t n, const struct qp_pci_addr *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!qp_pci_addr_cmp(&set[i], a))
+			return true;
+	return false;
+}
+
+int qp_plan_check_groups(const char *file, const struct qp_host *h, const int *groups,
+			 size_t n_groups, const struct qp_pci_addr *vm, size_t n_vm,
+			 struct qp_err **err)
+{
 	/* VFIO hands out whole groups: every member that is not a bridge must come along or
 	 * already be free of host drivers. */
 	struct qp_buf bad = { 0 }, fix = { 0 };
 	size_t n_bad = 0;
-	for (size_t g = 0; g < plan->n_groups; g++) {
-		const struct qp_iommu_group *grp = qp_host_group(h, plan->groups[g]);
+	for (size_t g = 0; g < n_groups; g++) {
+		const struct qp_iommu_group *grp = qp_host_group(h, groups[g]);
 		for (size_t m = 0; grp && m < grp->n_members; m++) {
 			const struct qp_pci_dev *d = qp_host_dev(h, &grp->members[m]);
-			if (!d || have_dev(plan, &d->addr) || d->header_type == QP_HDR_BRIDGE ||
+			if (!d || in_set(vm, n_vm, &d->addr) || d->header_type == QP_HDR_BRIDGE ||
 			    is_vfio_ready(d))
 				continue;
 			char a[QP_PCI_ADDR_LEN];
@@ -142,7 +163,7 @@ static int check_groups(const struct qp_profile *p, const struct qp_host *h,
 		qp_autofree char *list = qp_buf_steal(&bad);
 		qp_autofree char *adds = qp_buf_steal(&fix);
 		qp_err_set(err, 0, "%s: VFIO takes whole IOMMU groups, and %s of the devices "
-			   "in them stay%s on host drivers:%s", p->file, n_bad == 1 ? "one" : "some",
+			   "in them stay%s on host drivers:%s", file, n_bad == 1 ? "one" : "some",
 			   n_bad == 1 ? "s" : "", list);
 		return qp_err_hint(err, "pass %s through too (add %s to \"passthrough\"), or "
 				   "unbind %s from %s driver%s first; or move the GPU to a slot "
@@ -382,8 +403,8 @@ static int place_memory(const struct qp_profile *p, const struct qp_host *h,
 	plan->memory_nodes[0] = plan->numa_node;
 	plan->n_memory_nodes = 1;
 	const struct qp_numa_node *nd = qp_host_node(h, plan->numa_node);
-	uint64_t want_kb = p->memory_mib * 1024;
 	if (p->hugepage_kb) {
+		uint64_t want_kb = p->memory_mib * 1024;
 		uint64_t free_pages = 0;
 		for (size_t i = 0; i < nd->n_hugepages; i++)
 			if (nd->hugepages[i].size_kb == p->hugepage_kb)
@@ -400,13 +421,22 @@ static int place_memory(const struct qp_profile *p, const struct qp_host *h,
 					   (unsigned long long)need, nd->id,
 					   (unsigned long long)p->hugepage_kb);
 		}
-	} else if (nd->mem_free_kb < want_kb) {
-		warn(plan, qp_xasprintf("NUMA node %d has %llu MiB free; the VM asks for %llu "
-					"MiB (the kernel may reclaim caches, or the VM may fail to "
-					"start)", nd->id, (unsigned long long)(nd->mem_free_kb / 1024),
-					(unsigned long long)p->memory_mib));
+	} else {
+		char *note = qp_plan_memory_note(nd, p->memory_mib);
+		if (note)
+			warn(plan, note);
 	}
 	return 0;
+}
+
+char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib)
+{
+	if (nd->mem_free_kb >= memory_mib * 1024)
+		return NULL;
+	return qp_xasprintf("NUMA node %d has %llu MiB free; the VM asks for %llu MiB (the "
+			    "kernel may reclaim caches, or the VM may fail to start)", nd->id,
+			    (unsigned long long)(nd->mem_free_kb / 1024),
+			    (unsigned long long)memory_mib);
 }
 
 /* --- guest addresses ------------------------------------------------------------ */

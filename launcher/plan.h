@@ -70,6 +70,17 @@ int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_
 		 struct qp_err **err);
 void qp_plan_free(struct qp_plan *plan);
 
+/* VFIO hands out whole IOMMU groups: 0 when every member of the groups is in the VM
+ * (vm), a bridge, or free of host drivers; else -1 with *err naming the others and how
+ * to fix it ("FILE: VFIO takes whole IOMMU groups..."). The planner's rule, shared
+ * with `qpass check`. */
+int qp_plan_check_groups(const char *file, const struct qp_host *h, const int *groups,
+			 size_t n_groups, const struct qp_pci_addr *vm, size_t n_vm,
+			 struct qp_err **err);
+
+/* The warning when node nd has less free memory than the VM asks for, or NULL. */
+char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib);
+
 /* "pci.0:06.0": where a device sits in the guest. Caller frees. */
 char *qp_plan_guest_addr(const struct qp_plan_dev *d);
 
