@@ -235,15 +235,34 @@ static char *grub_edit(const char *line, const char *add, const char *const *dro
 
 /* How to change the kernel command line on this host: the file and line to edit, the
  * command that makes the boot loader's configuration, the reboot. */
-static char *cmdline_fix(const struct qp_check_facts *f, const char *add,
-			 const char *const *drop)
+/* The first word of the command line that starts with prefix, or NULL. */
+static char *cmdline_word(const char *cmdline, const char *prefix)
+{
+	qp_autofree char *copy = qp_xstrdup(cmdline ? cmdline : "");
+	char *save = NULL;
+	for (char *w = strtok_r(copy, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save))
+		if (!strncmp(w, prefix, strlen(prefix)))
+			return qp_xstrdup(w);
+	return NULL;
+}
+
+static char *cmdline_fix(const struct qp_host *h, const struct qp_check_facts *f,
+			 const char *add, const char *const *drop)
 {
 	if (!f->grub_file) {
 		struct qp_buf b = { 0 };
 		if (add)
 			qp_buf_addf(&b, "add %s to ", add);
-		if (drop && *drop)
-			qp_buf_addf(&b, "%sremove %s... from ", add ? "and " : "", drop[0]);
+		struct qp_buf rm = { 0 };
+		for (const char *const *d = drop; d && *d; d++) {
+			qp_autofree char *w = cmdline_word(h->cmdline, *d);
+			if (w)
+				qp_buf_addf(&rm, "%s%s", rm.len ? " and " : "", w);
+		}
+		if (rm.len) {
+			qp_buf_addf(&b, "%sremove %s from ", add ? "and " : "", rm.s);
+		}
+		qp_buf_free(&rm);
 		qp_buf_add(&b, "the kernel command line in your boot loader's configuration "
 			       "(this host has no /etc/default/grub); then reboot");
 		return qp_buf_steal(&b);
@@ -305,7 +324,13 @@ static void check_iommu(const struct qp_host *h, const struct qp_check_facts *f,
 	const char *param = qp_advice_iommu_param(h);
 	qp_autofree char *v_intel = qp_cmdline_get(h->cmdline ? h->cmdline : "", "intel_iommu");
 	qp_autofree char *v_amd = qp_cmdline_get(h->cmdline ? h->cmdline : "", "amd_iommu");
+	qp_autofree char *v_iommu = qp_cmdline_get(h->cmdline ? h->cmdline : "", "iommu");
 	bool asked = (v_intel && !strncmp(v_intel, "on", 2)) || (v_amd && strcmp(v_amd, "off"));
+	/* Words that turn it off outright. */
+	bool turned_off = (v_intel && !strcmp(v_intel, "off")) ||
+			  (v_amd && !strcmp(v_amd, "off")) || (v_iommu && !strcmp(v_iommu, "off"));
+	static const char *const off_words[] = { "intel_iommu=off", "amd_iommu=off",
+						 "iommu=off", NULL };
 	struct qp_buf d = { 0 }, fix = { 0 };
 	qp_buf_add(&d, "off: the kernel made no IOMMU groups (/sys/kernel/iommu_groups is "
 		       "empty), so no device can be passed through");
@@ -317,10 +342,13 @@ static void check_iommu(const struct qp_host *h, const struct qp_check_facts *f,
 	} else {
 		qp_buf_addf(&d, "; the firmware offers one (ACPI %s table)", table);
 	}
-	if (!asked) {
-		qp_buf_addf(&d, "; the kernel command line lacks %s", param);
-		qp_autofree char *c = cmdline_fix(f, strchr(param, ' ') ? "intel_iommu=on" : param,
-						  no_drop);
+	if (!asked || turned_off) {
+		if (turned_off)
+			qp_buf_add(&d, "; the kernel command line turns it off");
+		else
+			qp_buf_addf(&d, "; the kernel command line lacks %s", param);
+		qp_autofree char *c = cmdline_fix(h, f, strchr(param, ' ') ? "intel_iommu=on" : param,
+						  off_words);
 		qp_buf_addf(&fix, "%s%s", fix.len ? ";\n" : "", c);
 	} else if (table) {
 		qp_buf_add(&d, ", and the command line asks for it, yet the kernel did not turn "
@@ -371,7 +399,7 @@ static void check_irq_remap(const struct qp_host *h, const struct qp_check_facts
 	qp_autofree char *nointremap = qp_cmdline_get(cmd, "nointremap");
 	bool off_by_cmdline = (intremap && !strncmp(intremap, "off", 3)) || nointremap;
 	static const char *const drop[] = { "intremap=", "nointremap", NULL };
-	qp_autofree char *c = off_by_cmdline ? cmdline_fix(f, NULL, drop) : NULL;
+	qp_autofree char *c = off_by_cmdline ? cmdline_fix(h, f, NULL, drop) : NULL;
 	row(r, "irq-remap", "host", QP_CHECK_FAIL, title,
 	    qp_xasprintf("off%s: vfio_iommu_type1 refuses devices then (QEMU: \"Failed to set "
 			 "iommu for container: Operation not permitted\")",
@@ -723,7 +751,7 @@ static void check_functions(const struct qp_host *h, const struct qp_check_targe
 			const char *param = !strcmp(fb, "efifb") ? "video=efifb:off"
 					    : !strcmp(fb, "vesafb") ? "video=vesafb:off"
 					    : "initcall_blacklist=sysfb_init";
-			qp_autofree char *c = cmdline_fix(f, param, no_drop);
+			qp_autofree char *c = cmdline_fix(h, f, param, no_drop);
 			row(r, "framebuffer", a, QP_CHECK_WARN, "boot framebuffer",
 			    qp_xasprintf("%s owns %" PRIx64 "-%" PRIx64 " in BAR %d (/proc/iomem): "
 					 "QEMU cannot map that part of the GPU (\"BAR %d: can't "

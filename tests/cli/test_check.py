@@ -118,6 +118,16 @@ def test_iommu_off_debian():
            "/etc/default/grub, line 10", 'GRUB_CMDLINE_LINUX="intel_iommu=on"',
            "update-grub", "reboot")
     assert finding(rows, "irq-remap")["status"] == "SKIP"
+    # Turned off on the command line: the fix takes the word out as it adds the right one.
+    h = Host("iommu-off")
+    try:
+        h.edit("proc/cmdline", " quiet", " quiet intel_iommu=off")
+        h.edit("etc/default/grub", 'GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="intel_iommu=off"')
+        rows, _ = check(h.root, want_rc=1)
+        expect(finding(rows, "iommu"), "FAIL", "command line turns it off",
+               'GRUB_CMDLINE_LINUX="intel_iommu=on"')
+    finally:
+        h.close()
 
 
 def test_iommu_off_centos_and_firmware():
