@@ -50,7 +50,10 @@ class Host:
         os.makedirs(os.path.dirname(self.path(rel)), exist_ok=True)
         os.symlink(target, self.path(rel))
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         self.tmp.cleanup()
 
 
@@ -119,22 +122,18 @@ def test_iommu_off_debian():
            "update-grub", "reboot")
     assert finding(rows, "irq-remap")["status"] == "SKIP"
     # Turned off on the command line: the fix takes the word out as it adds the right one.
-    h = Host("iommu-off")
-    try:
+    with Host("iommu-off") as h:
         h.edit("proc/cmdline", " quiet", " quiet intel_iommu=off")
         h.edit("etc/default/grub", 'GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="intel_iommu=off"')
         rows, _ = check(h.root, want_rc=1)
         expect(finding(rows, "iommu"), "FAIL", "command line turns it off",
                'GRUB_CMDLINE_LINUX="intel_iommu=on"')
-    finally:
-        h.close()
 
 
 def test_iommu_off_centos_and_firmware():
     """The seed's host with the IOMMU off in the firmware and the kernel: the seed's own
     fix (grub2-mkconfig), and VT-d in the firmware setup."""
-    h = Host("iommu-off")
-    try:
+    with Host("iommu-off") as h:
         h.write("etc/os-release", 'NAME="CentOS Linux"\nID="centos"\nID_LIKE="rhel fedora"\n')
         h.edit("etc/default/grub", 'GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="rhgb quiet"')
         h.remove("sys/firmware/acpi/tables/DMAR")
@@ -146,24 +145,18 @@ def test_iommu_off_centos_and_firmware():
         rows, _ = check(h.root, want_rc=1)
         expect(finding(rows, "iommu"), "FAIL", "no /etc/default/grub",
                "add intel_iommu=on to the kernel command line")
-    finally:
-        h.close()
 
 
 def test_cpu_virtualization_off():
-    h = Host("desktop-peg")
-    try:
+    with Host("desktop-peg") as h:
         h.write("proc/cpuinfo", h.read("proc/cpuinfo").replace(" vmx", ""))
         rows, _ = check(h.root, want_rc=1)
         expect(finding(rows, "cpu"), "FAIL", "no vmx or svm",
                "Intel Virtualization Technology (VT-x)")
-    finally:
-        h.close()
 
 
 def test_interrupt_remapping():
-    h = Host("seed")
-    try:
+    with Host("seed") as h:
         h.write("proc/interrupts", h.read("proc/interrupts").replace("IR-", ""))
         rows, _ = check(h.root, want_rc=1)
         expect(finding(rows, "irq-remap"), "FAIL", "Failed to set iommu for container",
@@ -180,8 +173,6 @@ def test_interrupt_remapping():
         rows, _ = check(h.root)
         expect(finding(rows, "irq-remap"), "WARN", "SECURITY HOLE",
                "allow_unsafe_interrupts", "/etc/modprobe.d")
-    finally:
-        h.close()
 
 
 def test_vfio_modules_missing():
@@ -191,8 +182,7 @@ def test_vfio_modules_missing():
 
 
 def test_kvm_missing():
-    h = Host("desktop-peg")
-    try:
+    with Host("desktop-peg") as h:
         h.remove("dev/kvm")
         rows, _ = check(h.root, want_rc=1)
         expect(finding(rows, "kvm"), "FAIL", "no /dev/kvm")
@@ -200,8 +190,6 @@ def test_kvm_missing():
         shutil.rmtree(h.path("sys/module/kvm_intel"))
         rows, _ = check(h.root, want_rc=1)
         expect(finding(rows, "kvm"), "FAIL", "no kvm_intel or kvm_amd", "modprobe kvm_intel")
-    finally:
-        h.close()
 
 
 FAKE_QEMU = """#!/bin/sh
@@ -253,14 +241,11 @@ def test_hugepages():
         expect(finding(rows, "hugepages", "node 0"), "FAIL", "needs 2048",
                "echo 2048 > /sys/devices/system/node/node0/hugepages/hugepages-2048kB/"
                "nr_hugepages")
-        h = Host("desktop-peg")
-        try:
+        with Host("desktop-peg") as h:
             h.edit("proc/mounts", "/dev/hugepages hugetlbfs", "/dev/hugepages tmpfs")
             rows, _ = check(h.root, ok, want_rc=1)
             expect(finding(rows, "hugepages-mount", "/dev/hugepages"), "FAIL",
                    "not a hugetlbfs mount", "mount -t hugetlbfs -o pagesize=2M")
-        finally:
-            h.close()
 
 
 def test_memlock():
@@ -305,8 +290,7 @@ def test_boot_framebuffer():
     rows, _ = check(fixture("desktop-chipset"), "--device", "07:00")
     expect(finding(rows, "framebuffer", "0000:07:00.0"), "WARN", "efifb owns", "BAR 1",
            'GRUB_CMDLINE_LINUX="iommu=pt video=efifb:off"', "update-grub")
-    h = Host("desktop-chipset")
-    try:
+    with Host("desktop-chipset") as h:
         h.edit("proc/iomem", ": efifb", ": simpledrm")
         rows, _ = check(h.root, "--device", "07:00.0")
         expect(finding(rows, "framebuffer", "0000:07:00.0"), "WARN", "simpledrm owns",
@@ -317,14 +301,11 @@ def test_boot_framebuffer():
             for line in h.read("proc/iomem").splitlines()))
         rows, _ = check(h.root, "--device", "07:00.0")
         expect(finding(rows, "function", "0000:07:00.0"), "OK")
-    finally:
-        h.close()
 
 
 def test_holders():
     """Xorg holding the NVIDIA GPU open: unbinding nvidia would hang."""
-    h = Host("desktop-chipset")
-    try:
+    with Host("desktop-chipset") as h:
         h.write("proc/4242/comm", "Xorg\n")
         h.link("proc/4242/fd/12", "/dev/nvidia0")
         # And a DRM client of the RX 580 through its by-path node.
@@ -337,8 +318,6 @@ def test_holders():
                "nvidia driver would hang", "systemctl stop display-manager")
         rows, _ = check(h.root, "--device", "03:00.0", want_rc=1)
         expect(finding(rows, "holders", "0000:03:00.0"), "FAIL", "4343 (gnome-shell)")
-    finally:
-        h.close()
 
 
 def test_reset_and_d3cold():
@@ -346,14 +325,11 @@ def test_reset_and_d3cold():
     rows, _ = check(fixture("seed"), "--device", "00:14.0")
     expect(finding(rows, "reset", "0000:00:14.0"), "WARN", "no reset method", "reset bug",
            "power-cycle")
-    h = Host("desktop-chipset")
-    try:
+    with Host("desktop-chipset") as h:
         h.edit("sys/bus/pci/devices/0000:07:00.1/power_state", "D0", "D3cold")
         rows, _ = check(h.root, "--device", "07:00")
         expect(finding(rows, "power", "0000:07:00.1"), "WARN", "D3cold",
                "echo 0 > /sys/bus/pci/devices/0000:07:00.1/d3cold_allowed")
-    finally:
-        h.close()
 
 
 def test_node_too_small():
