@@ -296,6 +296,25 @@ static int restore_one(const struct qp_root *root, const struct entry *e, struct
 	return rc;
 }
 
+/* Takes a function off the driver it has now when that is not the journaled one. */
+static int release_one(const struct qp_root *root, const struct entry *e, struct qp_err **err)
+{
+	char addr[QP_PCI_ADDR_LEN];
+	qp_pci_addr_fmt(&e->addr, addr);
+	struct state now;
+	if (read_state(root, addr, &now, err) < 0)
+		return -1;
+	int rc = 0;
+	if (now.driver && !same(now.driver, e->driver)) {
+		qp_autofree char *rel = qp_xasprintf("sys/bus/pci/drivers/%s/unbind", now.driver);
+		rc = write_attr(root, rel, addr, err);
+	}
+	state_free(&now);
+	if (rc < 0)
+		qp_err_prefix(err, "giving %s back to %s", addr, e->driver ? e->driver : "no driver");
+	return rc;
+}
+
 static int ensure_vfio_driver(const struct qp_root *root, struct qp_err **err)
 {
 	if (qp_root_exists(root, "sys/bus/pci/drivers/vfio-pci"))
@@ -401,12 +420,32 @@ int qp_vfio_restore(const struct qp_root *root, const char *owner,
 	if (journal_load(owner, &j, err) < 0)
 		return -1;
 	int rc = 0;
-	/* In reverse: the last bound first. */
-	for (size_t i = j.n; i-- > 0;) {
+	bool *skip = qp_xcalloc(j.n ? j.n : 1, sizeof(bool));
+	for (size_t i = 0; i < j.n; i++) {
 		bool wanted = !addrs;
 		for (size_t k = 0; addrs && k < n; k++)
 			wanted = wanted || !qp_pci_addr_cmp(&addrs[k], &j.e[i].addr);
-		if (!wanted)
+		skip[i] = !wanted;
+	}
+	/* First every function off vfio-pci, the last bound first. Each unbind waits until
+	 * QEMU has let go of that device, and vfio-pci resets the device's functions
+	 * together when the last one closes: a host driver bound before then races with
+	 * that reset (seen in the lab after kill -9: EBUSY from bind, or a bind that
+	 * succeeds and leaves no driver). */
+	for (size_t i = j.n; i-- > 0;) {
+		struct qp_err *e1 = NULL;
+		if (skip[i] || release_one(root, &j.e[i], &e1) == 0)
+			continue;
+		if (rc == 0 && err && !*err)
+			*err = e1;
+		else
+			qp_err_free(e1);
+		rc = -1;
+		skip[i] = true;  /* stays in the journal */
+	}
+	/* Then each back to its driver, in the same order. */
+	for (size_t i = j.n; i-- > 0;) {
+		if (skip[i])
 			continue;
 		struct qp_err *e1 = NULL;
 		if (restore_one(root, &j.e[i], &e1) < 0) {
@@ -421,8 +460,10 @@ int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		free(j.e[i].driver);
 		free(j.e[i].override);
 		memmove(&j.e[i], &j.e[i + 1], (j.n - i - 1) * sizeof(*j.e));
+		memmove(&skip[i], &skip[i + 1], (j.n - i - 1) * sizeof(*skip));
 		j.n--;
 	}
+	free(skip);
 	if (journal_save(&j, rc < 0 ? NULL : err) < 0 && rc == 0)
 		rc = -1;
 	journal_free(&j);
