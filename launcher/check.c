@@ -849,8 +849,9 @@ static void check_node(const struct qp_host *h, const struct qp_check_target *t,
 			       "\"memory\""));
 	} else {
 		row(r, "node", subject, QP_CHECK_OK, "NUMA node",
-		    qp_xasprintf("%zu online CPUs for %d vCPUs; %" PRIu64 " MiB free for %" PRIu64
-				 " MiB", online, p->vcpus, free_mib, p->memory_mib), NULL);
+		    qp_xasprintf("%zu online CPU%s for %d vCPU%s; %" PRIu64 " MiB free for %" PRIu64
+				 " MiB", online, online == 1 ? "" : "s", p->vcpus,
+				 p->vcpus == 1 ? "" : "s", free_mib, p->memory_mib), NULL);
 	}
 }
 
