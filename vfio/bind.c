@@ -265,8 +265,11 @@ static int write_attr(const struct qp_root *root, const char *rel, const char *d
 
 /* --- give back, bind ------------------------------------------------------------ */
 
-/* Puts one function back as the journal entry says; nothing when it already is. */
-static int restore_one(const struct qp_root *root, const struct entry *e, struct qp_err **err)
+/* Puts one function back as the journal entry says; nothing when it already is. With
+ * release_only, only takes it off the driver it has now, when that is not the
+ * journaled one (the first of restore's two passes). */
+static int restore_one(const struct qp_root *root, const struct entry *e, bool release_only,
+		       struct qp_err **err)
 {
 	char addr[QP_PCI_ADDR_LEN];
 	qp_pci_addr_fmt(&e->addr, addr);
@@ -274,7 +277,7 @@ static int restore_one(const struct qp_root *root, const struct entry *e, struct
 	if (read_state(root, addr, &now, err) < 0)
 		return -1;
 	int rc = 0;
-	if (!same(now.override, e->override)) {
+	if (!release_only && !same(now.override, e->override)) {
 		qp_autofree char *rel = qp_xasprintf("sys/bus/pci/devices/%s/driver_override", addr);
 		/* A newline clears an override. */
 		qp_autofree char *val = qp_xasprintf("%s\n", e->override ? e->override : "");
@@ -284,32 +287,13 @@ static int restore_one(const struct qp_root *root, const struct entry *e, struct
 		qp_autofree char *rel = qp_xasprintf("sys/bus/pci/drivers/%s/unbind", now.driver);
 		rc = write_attr(root, rel, addr, err);
 	}
-	if (rc == 0 && e->driver && !same(now.driver, e->driver)) {
+	if (!release_only && rc == 0 && e->driver && !same(now.driver, e->driver)) {
 		qp_autofree char *rel = qp_xasprintf("sys/bus/pci/drivers/%s/bind", e->driver);
 		rc = write_attr(root, rel, addr, err);
 	}
 	state_free(&now);
-	if (rc == 0)
+	if (!release_only && rc == 0)
 		rc = wait_driver(root, addr, e->driver, err);
-	if (rc < 0)
-		qp_err_prefix(err, "giving %s back to %s", addr, e->driver ? e->driver : "no driver");
-	return rc;
-}
-
-/* Takes a function off the driver it has now when that is not the journaled one. */
-static int release_one(const struct qp_root *root, const struct entry *e, struct qp_err **err)
-{
-	char addr[QP_PCI_ADDR_LEN];
-	qp_pci_addr_fmt(&e->addr, addr);
-	struct state now;
-	if (read_state(root, addr, &now, err) < 0)
-		return -1;
-	int rc = 0;
-	if (now.driver && !same(now.driver, e->driver)) {
-		qp_autofree char *rel = qp_xasprintf("sys/bus/pci/drivers/%s/unbind", now.driver);
-		rc = write_attr(root, rel, addr, err);
-	}
-	state_free(&now);
 	if (rc < 0)
 		qp_err_prefix(err, "giving %s back to %s", addr, e->driver ? e->driver : "no driver");
 	return rc;
@@ -434,7 +418,7 @@ int qp_vfio_restore(const struct qp_root *root, const char *owner,
 	 * succeeds and leaves no driver). */
 	for (size_t i = j.n; i-- > 0;) {
 		struct qp_err *e1 = NULL;
-		if (skip[i] || release_one(root, &j.e[i], &e1) == 0)
+		if (skip[i] || restore_one(root, &j.e[i], true, &e1) == 0)
 			continue;
 		if (rc == 0 && err && !*err)
 			*err = e1;
@@ -448,7 +432,7 @@ int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		if (skip[i])
 			continue;
 		struct qp_err *e1 = NULL;
-		if (restore_one(root, &j.e[i], &e1) < 0) {
+		if (restore_one(root, &j.e[i], false, &e1) < 0) {
 			/* Go on with the others; report the first failure. */
 			if (rc == 0 && err && !*err)
 				*err = e1;
