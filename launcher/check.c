@@ -732,6 +732,11 @@ static const struct qp_check_dev *probe_dev(const struct qp_check_facts *f,
 static void check_functions(const struct qp_host *h, const struct qp_check_target *t,
 			    const struct qp_check_facts *f, struct qp_check_report *r)
 {
+	/* Since Linux 5.15 a device has a reset_method file exactly when the kernel can
+	 * reset it: on such a kernel (some device has the file) a missing one says "none". */
+	bool kernel_shows_resets = false;
+	for (size_t i = 0; i < h->n_devs; i++)
+		kernel_shows_resets = kernel_shows_resets || h->devs[i].reset_methods;
 	for (size_t i = 0; i < t->n_fns; i++) {
 		const struct qp_pci_dev *d = qp_host_dev(h, &t->fns[i]);
 		const struct qp_check_dev *pd = probe_dev(f, &t->fns[i]);
@@ -770,11 +775,14 @@ static void check_functions(const struct qp_host *h, const struct qp_check_targe
 				       "nvidia-persistenced)"));
 			fn_ok = false;
 		}
-		if (d->reset_methods && !d->reset_methods[0] && d->header_type != QP_HDR_BRIDGE) {
+		bool no_reset = d->reset_methods ? !d->reset_methods[0] : kernel_shows_resets;
+		if (no_reset && d->header_type != QP_HDR_BRIDGE) {
 			row(r, "reset", a, QP_CHECK_WARN, "reset",
-			    qp_xstrdup("no reset method (reset_method is empty): the device cannot "
-				       "be reset between VM runs, and may come back broken to the "
-				       "next VM or to the host (the reset bug)"),
+			    qp_xasprintf("no reset method (%s): the device cannot be reset between "
+					 "VM runs, and may come back broken to the next VM or to "
+					 "the host (the reset bug)",
+					 d->reset_methods ? "reset_method is empty"
+							  : "the kernel gives it no reset_method"),
 			    qp_xstrdup("nothing to set on the host side: if a guest fails on its "
 				       "second start, power-cycle the host; for AMD GPUs the "
 				       "vendor-reset module adds a reset"));
