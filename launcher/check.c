@@ -776,7 +776,16 @@ static void check_functions(const struct qp_host *h, const struct qp_check_targe
 			fn_ok = false;
 		}
 		bool no_reset = d->reset_methods ? !d->reset_methods[0] : kernel_shows_resets;
-		if (no_reset && d->header_type != QP_HDR_BRIDGE) {
+		/* A function without a reset of its own is reset with its slot when another
+		 * function of the slot can be (VFIO's hot reset takes them together). */
+		const struct qp_pci_dev *slot_reset = NULL;
+		for (size_t k = 0; no_reset && !slot_reset && k < t->n_fns; k++) {
+			const struct qp_pci_dev *o = qp_host_dev(h, &t->fns[k]);
+			if (o != d && qp_pci_same_slot(&o->addr, &d->addr) && o->reset_methods &&
+			    o->reset_methods[0])
+				slot_reset = o;
+		}
+		if (no_reset && !slot_reset && d->header_type != QP_HDR_BRIDGE) {
 			row(r, "reset", a, QP_CHECK_WARN, "reset",
 			    qp_xasprintf("no reset method (%s): the device cannot be reset between "
 					 "VM runs, and may come back broken to the next VM or to "
@@ -804,6 +813,11 @@ static void check_functions(const struct qp_host *h, const struct qp_check_targe
 				qp_buf_add(&ok, ", reset by");
 				for (char **m = d->reset_methods; *m; m++)
 					qp_buf_addf(&ok, " %s", *m);
+			} else if (slot_reset) {
+				char o[QP_PCI_ADDR_LEN];
+				qp_pci_addr_fmt(&slot_reset->addr, o);
+				qp_buf_addf(&ok, ", reset with its slot (%s: %s)", o,
+					    slot_reset->reset_methods[0]);
 			}
 			qp_buf_add(&ok, ", not held, no boot framebuffer");
 			row(r, "function", a, QP_CHECK_OK, "function", qp_buf_steal(&ok), NULL);

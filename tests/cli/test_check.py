@@ -353,6 +353,14 @@ def test_reset_and_d3cold():
     # (the seed's ASPEED VGA), while the others have one.
     rows, _ = check(fixture("seed"), "--device", "0b:00.0")
     expect(finding(rows, "reset", "0000:0b:00.0"), "WARN", "gives it no reset_method")
+    # A function without a reset of its own goes with its slot's (VFIO's hot reset).
+    with Host("desktop-chipset") as h:
+        h.remove("sys/bus/pci/devices/0000:07:00.1/reset_method")
+        rows, _ = check(h.root, "--device", "07:00")
+        expect(finding(rows, "function", "0000:07:00.1"), "OK",
+               "reset with its slot (0000:07:00.0: bus)")
+        rows, _ = check(h.root, "--device", "07:00.1")
+        expect(finding(rows, "reset", "0000:07:00.1"), "WARN", "gives it no reset_method")
     with Host("desktop-chipset") as h:
         h.edit("sys/bus/pci/devices/0000:07:00.1/power_state", "D0", "D3cold")
         rows, _ = check(h.root, "--device", "07:00")
