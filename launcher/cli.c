@@ -166,8 +166,10 @@ static const char restore_usage[] =
 	"Replays the journal a VM's qpass left behind (killed, crashed, the host's power\n"
 	"cut between bind and give-back): every function goes back to the driver and\n"
 	"driver_override it had. Idempotent: run it again and nothing changes. Without\n"
-	"NAME, every journal whose VM is not running, except `bind`'s own (restore it with\n"
-	"`qpass unbind`, or `qpass restore manual`).\n";
+	"NAME, every journal whose VM is not running, except `bind`'s own (restore that\n"
+	"with `qpass unbind`, or `qpass restore manual`). A VM whose QEMU still runs\n"
+	"without its qpass is left alone (after up to 5 s for that QEMU to die), and the\n"
+	"pid to stop is said.\n";
 
 struct globals {
 	const char *sysroot;
@@ -767,6 +769,44 @@ static int cmd_bind_unbind(struct globals *g, int argc, char **argv)
 	return rc;
 }
 
+/* Whether pid is the QEMU of the VM name: its command line has -name guest=NAME,...
+ * (a pid reused by another program is not taken for it). A zombie has none. */
+static bool is_vm_qemu(pid_t pid, const char *name)
+{
+	qp_autofree char *path = qp_xasprintf("/proc/%d/cmdline", (int)pid);
+	qp_autofclose FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	char buf[8192];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	qp_autofree char *want = qp_xasprintf("guest=%s,", name);
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+		if (!strncmp(buf + i, want, strlen(want)))
+			return true;
+	return false;
+}
+
+/* The QEMU of a VM whose qpass is gone, when it still runs: its pid, after up to 5 s
+ * for it to die with its qpass (PR_SET_PDEATHSIG); else 0. Its devices are in use:
+ * giving them back under it would pull them out of a running guest. */
+static pid_t orphan_qemu(const char *name)
+{
+	qp_autofree char *path = qp_xasprintf("%s/%s/state.json", qp_rundir(), name);
+	json_object *st = json_object_from_file(path), *v;
+	pid_t pid = 0;
+	if (st && json_object_object_get_ex(st, "qemu_pid", &v))
+		pid = (pid_t)json_object_get_int(v);
+	json_object_put(st);
+	for (int i = 0; pid > 0 && i < 100; i++) {
+		if (!is_vm_qemu(pid, name))
+			return 0;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return pid > 0 && is_vm_qemu(pid, name) ? pid : 0;
+}
+
 static int cmd_restore(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
@@ -802,6 +842,15 @@ static int cmd_restore(struct globals *g, int argc, char **argv)
 		if (vm_running(*o)) {
 			fprintf(stderr, "qpass: %s is running; its qpass gives its devices back "
 				"when it stops\n", *o);
+			continue;
+		}
+		pid_t qemu = orphan_qemu(*o);
+		if (qemu) {
+			fprintf(stderr, "qpass: error: the QEMU of %s (pid %d) still runs without its "
+				"qpass, and uses the devices: not giving them back under it\n"
+				"  fix: stop it (kill %d), then run qpass restore %s again\n", *o,
+				(int)qemu, (int)qemu, *o);
+			rc = QP_EXIT_FAIL;
 			continue;
 		}
 		if (qp_vfio_restore(&root, *o, NULL, 0, &err) < 0) {

@@ -287,6 +287,23 @@ def test_up_killed_then_restore():
             time.sleep(0.05)
         else:
             raise AssertionError("the QEMU stub outlived qpass")
+        # A QEMU of gpuvm that outlived its qpass (stood in for by a process with its
+        # -name): restore refuses to pull the devices from under it.
+        qemu = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                                 "-name", "guest=gpuvm,debug-threads=on"])
+        try:
+            with open(vm.state_path) as f:
+                state = json.load(f)
+            state["qemu_pid"] = qemu.pid
+            with open(vm.state_path, "w") as f:
+                json.dump(state, f)
+            p = h.fk("restore")
+            assert p.returncode == 1 and "(pid %d) still runs" % qemu.pid in p.stderr and \
+                "kill %d" % qemu.pid in p.stderr, p.stderr
+            assert h.driver("0000:08:00.0") == "vfio-pci"
+        finally:
+            qemu.kill()
+            qemu.wait()
         p = h.fk("restore")
         assert p.returncode == 0 and "restored the devices of gpuvm" in p.stderr, p.stderr
         h.assert_restored("kill -9 of up, then restore")
