@@ -127,8 +127,8 @@ static const char down_usage[] =
 	"\n"
 	"Stops the running VM NAME through its supervisor (the `qpass up` that runs it):\n"
 	"the guest gets the ACPI power button and up to S seconds (default: the profile's\n"
-	"shutdown_timeout) to power off; then QEMU is told to quit. --force quits at once.\n"
-	"Waits until the VM is gone. Exit status 0 when it stopped, 1 otherwise.\n";
+	"shutdown_timeout) to power off; then QEMU is told to quit. --force quits at\n"
+	"once. Waits until the VM is gone. Exit status 0 when it stopped, 1 otherwise.\n";
 
 static const char status_usage[] =
 	"Usage: qpass status [NAME] [--json]\n"
@@ -141,8 +141,9 @@ static const char status_usage[] =
 static const char qmp_usage[] =
 	"Usage: qpass qmp NAME COMMAND [JSON-ARGUMENTS]\n"
 	"\n"
-	"Runs a raw QMP command in the running VM NAME, through its supervisor, and prints\n"
-	"QEMU's reply as JSON: {\"return\": ...} (exit 0) or {\"error\": ...} (exit 1).\n"
+	"Runs a raw QMP command in the running VM NAME, through its supervisor, and\n"
+	"prints QEMU's reply as JSON: {\"return\": ...} (exit 0) or {\"error\": ...}\n"
+	"(exit 1).\n"
 	"Example: qpass qmp win10 query-status; qpass qmp win10 human-monitor-command\n"
 	"'{\"command-line\": \"info pci\"}'\n";
 
@@ -150,12 +151,12 @@ static const char bind_usage[] =
 	"Usage: qpass [--sysroot DIR] bind ADDR...\n"
 	"       qpass [--sysroot DIR] unbind ADDR...\n"
 	"\n"
-	"bind: binds each PCI function to vfio-pci through sysfs (driver_override, unbind,\n"
-	"drivers_probe), recording first, in a journal under $QPASS_RUNDIR/journal\n"
-	"(default /run/qpass/journal), which driver and driver_override it had. ADDR is\n"
-	"0000:04:00.0, 04:00.0, or 04:00 for every function of the device. When a step\n"
-	"fails, everything already changed is given back. Nothing is saved across reboots\n"
-	"(as driverctl --nosave).\n"
+	"bind: binds each PCI function to vfio-pci through sysfs (driver_override,\n"
+	"unbind, drivers_probe), recording first, in a journal under\n"
+	"$QPASS_RUNDIR/journal (default /run/qpass/journal), which driver and\n"
+	"driver_override it had. ADDR is 0000:04:00.0, 04:00.0, or 04:00 for every\n"
+	"function of the device. When a step fails, everything already changed is given\n"
+	"back. Nothing is saved across reboots (as driverctl --nosave).\n"
 	"\n"
 	"unbind: gives the functions back to the drivers the journal recorded, and checks\n"
 	"that each driver link points there again.\n";
