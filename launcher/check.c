@@ -29,21 +29,16 @@ static void add_fn(struct qp_check_target *t, const struct qp_pci_addr *a)
 	t->fns[t->n_fns++] = *a;
 }
 
-/* The functions a selector names: every function of the slot, or the one function.
- * Bridges never go to a VM, so they are not taken. */
+/* The functions a selector names (qp_host_select), each once in the target. */
 static size_t add_selected(struct qp_check_target *t, const struct qp_host *h,
 			   const struct qp_pci_addr *a, bool all_functions)
 {
+	struct qp_pci_addr *sel = NULL;
 	size_t n = 0;
-	for (size_t i = 0; i < h->n_devs; i++) {
-		const struct qp_pci_dev *d = &h->devs[i];
-		bool match = all_functions ? qp_pci_same_slot(&d->addr, a)
-					   : !qp_pci_addr_cmp(&d->addr, a);
-		if (match && d->header_type != QP_HDR_BRIDGE) {
-			add_fn(t, &d->addr);
-			n++;
-		}
-	}
+	qp_host_select(h, a, all_functions, &sel, &n);
+	for (size_t i = 0; i < n; i++)
+		add_fn(t, &sel[i]);
+	free(sel);
 	return n;
 }
 
@@ -259,9 +254,8 @@ static char *cmdline_fix(const struct qp_host *h, const struct qp_check_facts *f
 			if (w)
 				qp_buf_addf(&rm, "%s%s", rm.len ? " and " : "", w);
 		}
-		if (rm.len) {
+		if (rm.len)
 			qp_buf_addf(&b, "%sremove %s from ", add ? "and " : "", rm.s);
-		}
 		qp_buf_free(&rm);
 		qp_buf_add(&b, "the kernel command line in your boot loader's configuration "
 			       "(this host has no /etc/default/grub); then reboot");
@@ -552,12 +546,9 @@ static void check_hugepages(const struct qp_host *h, const struct qp_check_targe
 	const struct qp_profile *p = t->profile;
 	if (p && p->hugepage_kb && t->node >= 0) {
 		const struct qp_numa_node *nd = qp_host_node(h, t->node);
-		uint64_t free_pages = 0, total = 0, need = p->memory_mib * 1024 / p->hugepage_kb;
-		for (size_t i = 0; nd && i < nd->n_hugepages; i++)
-			if (nd->hugepages[i].size_kb == p->hugepage_kb) {
-				free_pages = nd->hugepages[i].free;
-				total = nd->hugepages[i].total;
-			}
+		const struct qp_hugepages *hp = nd ? qp_node_hugepages(nd, p->hugepage_kb) : NULL;
+		uint64_t free_pages = hp ? hp->free : 0, total = hp ? hp->total : 0;
+		uint64_t need = p->memory_mib * 1024 / p->hugepage_kb;
 		qp_autofree char *subject = qp_xasprintf("node %d", t->node);
 		const char *sz = page_size(p->hugepage_kb);
 		if (free_pages < need) {

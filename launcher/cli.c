@@ -197,20 +197,39 @@ static int finish_output(int rc)
 	return rc;
 }
 
-static int load_host(const struct globals *g, struct qp_host *h, struct qp_err **err)
-{
-	struct qp_root root;
-	if (qp_root_open(qp_root_choose(g->sysroot), &root, err) < 0)
-		return -1;
-	int rc = qp_host_load(&root, h, err);
-	qp_root_close(&root);
-	return rc;
-}
-
 static void print_warnings(const struct qp_host *h)
 {
 	for (char **w = h->warnings; w && *w; w++)
 		fprintf(stderr, "qpass: warning: %s\n", *w);
+}
+
+/* Opens the system root and reads the host under it (flags: qp_host_load_ex's), and
+ * says the host's warnings. On failure the error is reported and nothing stays open. */
+static int open_host(const struct globals *g, unsigned flags, struct qp_root *root,
+		     struct qp_host *h)
+{
+	qp_autoerr struct qp_err *err = NULL;
+	if (qp_root_open(qp_root_choose(g->sysroot), root, &err) < 0) {
+		qp_err_report(&err);
+		return -1;
+	}
+	if (qp_host_load_ex(root, flags, h, &err) < 0) {
+		qp_root_close(root);
+		qp_err_report(&err);
+		return -1;
+	}
+	print_warnings(h);
+	return 0;
+}
+
+/* The host, for the commands that read nothing else under the root. */
+static int load_host(const struct globals *g, struct qp_host *h)
+{
+	struct qp_root root;
+	if (open_host(g, QP_HOST_NAMES, &root, h) < 0)
+		return -1;
+	qp_root_close(&root);
+	return 0;
 }
 
 /* Where per-VM state goes: $QPASS_STATEDIR, else the planner's default. */
@@ -245,11 +264,15 @@ static int one_profile(const char *cmd, int argc)
 	return usage_error("%s: one profile at a time", cmd);
 }
 
-/* Reads a profile; the state directory comes from the environment. */
-static int load_profile(const char *path, struct qp_profile *p, struct qp_err **err)
+/* Reads a profile, or reports why not; the state directory comes from the
+ * environment. */
+static int load_profile(const char *path, struct qp_profile *p)
 {
-	if (qp_profile_load(path, p, err) < 0)
+	qp_autoerr struct qp_err *err = NULL;
+	if (qp_profile_load(path, p, &err) < 0) {
+		qp_err_report(&err);
 		return -1;
+	}
 	p->state_dir = state_dir();
 	return 0;
 }
@@ -305,13 +328,9 @@ static int cmd_list(struct globals *g, int argc, char **argv)
 	if (optind < argc)
 		return usage_error("list: unexpected argument '%s'", argv[optind]);
 
-	qp_autoerr struct qp_err *err = NULL;
 	struct qp_host h;
-	if (load_host(g, &h, &err) < 0) {
-		qp_err_report(&err);
+	if (load_host(g, &h) < 0)
 		return QP_EXIT_FAIL;
-	}
-	print_warnings(&h);
 	struct qp_list_opts lo = { .all = f.all };
 	if (f.json && !qp_host_iommu_on(&h))
 		fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
@@ -320,28 +339,34 @@ static int cmd_list(struct globals *g, int argc, char **argv)
 	return finish_output(rc);
 }
 
+/* What `plan` and `up` start with: their options, one PROFILE argument, the profile
+ * read. -1 to go on (*p loaded), else the exit status. */
+static int profile_command(struct globals *g, int argc, char **argv, const char *usage,
+			   bool json_ok, struct flags *f, struct qp_profile *p)
+{
+	int rc = parse_flags(g, argc, argv, usage, false, f);
+	if (rc >= 0)
+		return rc;
+	if (f->json && !json_ok)
+		return usage_error("%s: unknown option '--json'", argv[0]);
+	if ((rc = one_profile(argv[0], argc)) >= 0)
+		return rc;
+	return load_profile(argv[optind], p) < 0 ? QP_EXIT_FAIL : -1;
+}
+
 static int cmd_plan(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
-	int rc = parse_flags(g, argc, argv, plan_usage, false, &f);
+	struct qp_profile p;
+	int rc = profile_command(g, argc, argv, plan_usage, true, &f, &p);
 	if (rc >= 0)
 		return rc;
-	if ((rc = one_profile("plan", argc)) >= 0)
-		return rc;
-
-	qp_autoerr struct qp_err *err = NULL;
-	struct qp_profile p;
-	if (load_profile(argv[optind], &p, &err) < 0) {
-		qp_err_report(&err);
-		return QP_EXIT_FAIL;
-	}
 	struct qp_host h;
-	if (load_host(g, &h, &err) < 0) {
+	if (load_host(g, &h) < 0) {
 		qp_profile_free(&p);
-		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
-	print_warnings(&h);
+	qp_autoerr struct qp_err *err = NULL;
 	struct qp_plan plan;
 	rc = QP_EXIT_OK;
 	if (qp_plan_make(&p, &h, &plan, &err) < 0) {
@@ -398,28 +423,17 @@ static int cmd_check(struct globals *g, int argc, char **argv)
 	if (profile && device)
 		return usage_error("check: a profile or --device, not both");
 
-	qp_autoerr struct qp_err *err = NULL;
 	struct qp_profile p;
-	if (profile && load_profile(profile, &p, &err) < 0) {
-		qp_err_report(&err);
+	if (profile && load_profile(profile, &p) < 0)
 		return QP_EXIT_FAIL;
-	}
 	struct qp_root root;
 	struct qp_host h;
-	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
+	if (open_host(g, QP_HOST_NAMES, &root, &h) < 0) {
 		if (profile)
 			qp_profile_free(&p);
-		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
-	if (qp_host_load(&root, &h, &err) < 0) {
-		qp_root_close(&root);
-		if (profile)
-			qp_profile_free(&p);
-		qp_err_report(&err);
-		return QP_EXIT_FAIL;
-	}
-	print_warnings(&h);
+	qp_autoerr struct qp_err *err = NULL;
 	struct qp_check_target t = { 0 };
 	int rc = 0;
 	if (profile)
@@ -451,38 +465,26 @@ static int cmd_check(struct globals *g, int argc, char **argv)
 static int cmd_up(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
-	int rc = parse_flags(g, argc, argv, up_usage, false, &f);
+	struct qp_profile p;
+	int rc = profile_command(g, argc, argv, up_usage, false, &f, &p);
 	if (rc >= 0)
 		return rc;
-	if (f.json)
-		return usage_error("up: unknown option '--json'");
-	if ((rc = one_profile("up", argc)) >= 0)
-		return rc;
-	qp_autoerr struct qp_err *err = NULL;
-	struct qp_profile p;
-	if (load_profile(argv[optind], &p, &err) < 0) {
-		qp_err_report(&err);
-		return QP_EXIT_FAIL;
-	}
 	struct qp_root root;
-	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
+	struct qp_host h;
+	if (open_host(g, 0, &root, &h) < 0) {
 		qp_profile_free(&p);
-		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
-	struct qp_host h;
+	qp_autoerr struct qp_err *err = NULL;
 	struct qp_plan plan;
 	rc = QP_EXIT_FAIL;
-	if (qp_host_load_ex(&root, 0, &h, &err) == 0) {
-		print_warnings(&h);
-		if (qp_plan_make(&p, &h, &plan, &err) == 0) {
-			for (char **w = plan.warnings; w && *w; w++)
-				fprintf(stderr, "qpass: warning: %s\n", *w);
-			rc = qp_up(&plan, &root, &err);
-			qp_plan_free(&plan);
-		}
-		qp_host_free(&h);
+	if (qp_plan_make(&p, &h, &plan, &err) == 0) {
+		for (char **w = plan.warnings; w && *w; w++)
+			fprintf(stderr, "qpass: warning: %s\n", *w);
+		rc = qp_up(&plan, &root, &err);
+		qp_plan_free(&plan);
 	}
+	qp_host_free(&h);
 	if (rc < 0 || err) {
 		qp_err_report(&err);
 		rc = QP_EXIT_FAIL;
@@ -698,18 +700,7 @@ static int select_functions(const struct qp_host *h, char **args, int n, struct 
 		bool has_func;
 		if (qp_parse_pci_selector(args[i], &a, &has_func, err) < 0)
 			return -1;
-		bool found = false;
-		for (size_t k = 0; k < h->n_devs; k++) {
-			const struct qp_pci_dev *d = &h->devs[k];
-			if (has_func ? qp_pci_addr_cmp(&d->addr, &a) : !qp_pci_same_slot(&d->addr, &a))
-				continue;
-			if (d->header_type == QP_HDR_BRIDGE)
-				continue;
-			found = true;
-			*out = qp_xrealloc(*out, (*count + 1) * sizeof(**out));
-			(*out)[(*count)++] = d->addr;
-		}
-		if (!found) {
+		if (!qp_host_select(h, &a, !has_func, out, count)) {
 			free(*out);
 			*out = NULL;
 			qp_err_set(err, 0, "there is no device %s on this host", args[i]);

@@ -730,6 +730,31 @@ static int load_dev(const struct qp_root *r, struct qp_host *h, struct qp_err **
 
 /* --- the whole host ------------------------------------------------------------- */
 
+size_t qp_host_select(const struct qp_host *host, const struct qp_pci_addr *a,
+		      bool all_functions, struct qp_pci_addr **out, size_t *n)
+{
+	size_t found = 0;
+	for (size_t i = 0; i < host->n_devs; i++) {
+		const struct qp_pci_dev *d = &host->devs[i];
+		bool match = all_functions ? qp_pci_same_slot(&d->addr, a)
+					   : !qp_pci_addr_cmp(&d->addr, a);
+		if (!match || d->header_type == QP_HDR_BRIDGE)
+			continue;
+		*out = qp_xrealloc(*out, (*n + 1) * sizeof(**out));
+		(*out)[(*n)++] = d->addr;
+		found++;
+	}
+	return found;
+}
+
+const struct qp_hugepages *qp_node_hugepages(const struct qp_numa_node *nd, uint64_t size_kb)
+{
+	for (size_t i = 0; i < nd->n_hugepages; i++)
+		if (nd->hugepages[i].size_kb == size_kb)
+			return &nd->hugepages[i];
+	return NULL;
+}
+
 int qp_host_load(const struct qp_root *root, struct qp_host *host, struct qp_err **err)
 {
 	return qp_host_load_ex(root, QP_HOST_NAMES, host, err);

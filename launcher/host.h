@@ -132,6 +132,15 @@ const struct qp_iommu_group *qp_host_group(const struct qp_host *host, int id);
 const struct qp_numa_node *qp_host_node(const struct qp_host *host, int id);
 const struct qp_cpu *qp_host_cpu(const struct qp_host *host, int id);
 
+/* The functions a selector names: every function of the device at a ("04:00"), or
+ * the function a ("04:00.1"); never a bridge, which is never passed through. Appends
+ * them to *out (*n of them); returns how many it found. */
+size_t qp_host_select(const struct qp_host *host, const struct qp_pci_addr *a,
+		      bool all_functions, struct qp_pci_addr **out, size_t *n);
+
+/* Node nd's hugepages of size_kb, or NULL when it has none of that size. */
+const struct qp_hugepages *qp_node_hugepages(const struct qp_numa_node *nd, uint64_t size_kb);
+
 /* Whether the IOMMU is on: the kernel made IOMMU groups. */
 bool qp_host_iommu_on(const struct qp_host *host);
 

@@ -405,10 +405,8 @@ static int place_memory(const struct qp_profile *p, const struct qp_host *h,
 	const struct qp_numa_node *nd = qp_host_node(h, plan->numa_node);
 	if (p->hugepage_kb) {
 		uint64_t want_kb = p->memory_mib * 1024;
-		uint64_t free_pages = 0;
-		for (size_t i = 0; i < nd->n_hugepages; i++)
-			if (nd->hugepages[i].size_kb == p->hugepage_kb)
-				free_pages = nd->hugepages[i].free;
+		const struct qp_hugepages *hp = qp_node_hugepages(nd, p->hugepage_kb);
+		uint64_t free_pages = hp ? hp->free : 0;
 		uint64_t need = want_kb / p->hugepage_kb;
 		if (free_pages < need) {
 			const char *size = p->hugepage_kb == 2048 ? "2M" : "1G";
