@@ -176,6 +176,14 @@ def main():
         if any(c.isspace() for c in path):
             say("FAIL: %r has white space: it cannot go on L1's kernel command line" % path)
             return 1
+        # L1 mounts its own /proc, /sys, /dev and /run over this machine's.
+        hidden = [d for d in ("/proc", "/sys", "/dev", "/run")
+                  if (path + "/").startswith(d + "/")]
+        if hidden:
+            say("FAIL: %s is under %s, which L1 replaces with its own: clone and build "
+                "qpass elsewhere (/tmp, /var/tmp and home directories are fine)" %
+                (path, hidden[0]))
+            return 1
 
     why = qemu_runs()
     if why:
