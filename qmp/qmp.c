@@ -1,4 +1,4 @@
-#include "qmp.h"
+#include "qmp/qmp.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* A message larger than this is not QEMU talking. */
 #define QP_QMP_MAX_MESSAGE (64u << 20)

@@ -1,4 +1,4 @@
-#include "bind.h"
+#include "vfio/bind.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "holders.h"
-#include "sysfs.h"
-#include "up.h"
-#include "util.h"
+#include "vfio/holders.h"
+#include "vfio/sysfs.h"
+#include "run/up.h"
+#include "base/util.h"
 
 #define WRITE_TIMEOUT_MS 10000
 #define LINK_WAIT_MS 3000

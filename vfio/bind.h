@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
-#include "parse.h"
-#include "root.h"
+#include "base/err.h"
+#include "base/sysparse.h"
+#include "base/root.h"
 
 /* Binds every function in addrs to vfio-pci for `owner` (a VM's name, or "manual"). On
  * failure, what was changed is restored before returning. */

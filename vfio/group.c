@@ -1,4 +1,4 @@
-#include "group.h"
+#include "vfio/group.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 #define GROUP_WAIT_MS 5000
 

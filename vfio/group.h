@@ -4,8 +4,8 @@
 
 #include <sys/types.h>
 
-#include "err.h"
-#include "root.h"
+#include "base/err.h"
+#include "base/root.h"
 
 /* Waits (bounded) for /dev/vfio/N, opens it, checks that VFIO_GROUP_GET_STATUS says
  * viable and that the container supports the type1 IOMMU, and closes it again: QEMU

@@ -1,11 +1,11 @@
-#include "holders.h"
+#include "vfio/holders.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "parse.h"
-#include "util.h"
+#include "base/sysparse.h"
+#include "base/util.h"
 
 static bool held(char **targets, bool nvidia, const char *path)
 {

@@ -3,7 +3,7 @@
 #ifndef QP_HOLDERS_H
 #define QP_HOLDERS_H
 
-#include "root.h"
+#include "base/root.h"
 
 /* The processes with an open fd on the device's DRM nodes (/dev/dri/by-path/pci-ADDR-*)
  * or, for an NVIDIA device, on /dev/nvidia*: "1234 (Xorg), 5678 (nvidia-smi)", or NULL

@@ -1,4 +1,4 @@
-#include "sysfs.h"
+#include "vfio/sysfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 int (*qp_kernel_write)(const struct qp_root *root, const char *rel, const char *data);
 unsigned qp_sysfs_writes;

@@ -9,8 +9,8 @@
 #ifndef QP_SYSFS_H
 #define QP_SYSFS_H
 
-#include "err.h"
-#include "root.h"
+#include "base/err.h"
+#include "base/root.h"
 
 /* Writes data to ROOT/rel within timeout_ms. Errors name the file; ETIMEDOUT when the
  * write did not return in time (the writer is left behind, blocked in the kernel). */

@@ -24,13 +24,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bind.h"
-#include "group.h"
-#include "cli.h"
-#include "root.h"
-#include "sysfs.h"
-#include "sysfx.h"
-#include "util.h"
+#include "vfio/bind.h"
+#include "vfio/group.h"
+#include "cli/cli.h"
+#include "base/root.h"
+#include "vfio/sysfs.h"
+#include "run/sysfx.h"
+#include "base/util.h"
 
 #define PCI "sys/bus/pci"
 

@@ -9,10 +9,10 @@
 
 #include <cmocka.h>
 
-#include "advice.h"
-#include "host.h"
-#include "pcilib.h"
-#include "util.h"
+#include "core/advice.h"
+#include "core/host.h"
+#include "probe/pcilib.h"
+#include "base/util.h"
 
 static struct qp_host *load(const char *name)
 {

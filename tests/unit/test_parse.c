@@ -8,11 +8,11 @@
 
 #include <cmocka.h>
 
-#include "check.h"
-#include "cpulist.h"
-#include "parse.h"
-#include "root.h"
-#include "util.h"
+#include "core/check.h"
+#include "base/cpulist.h"
+#include "base/sysparse.h"
+#include "base/root.h"
+#include "base/util.h"
 
 /* Expects a parse to fail and its message to hold `needle`. */
 #define EXPECT_ERR(call, needle)                                                        \

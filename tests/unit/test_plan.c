@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "plan.h"
-#include "util.h"
+#include "core/plan.h"
+#include "base/util.h"
 
 struct world {
 	struct qp_host host;

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "profile.h"
-#include "util.h"
+#include "profiles/profile.h"
+#include "base/util.h"
 
 static struct qp_profile parse_ok(const char *text)
 {

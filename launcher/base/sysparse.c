@@ -1,0 +1,359 @@
+#include "base/sysparse.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Reads exactly n hex digits; lower-case only when strict. */
+static bool hexn(const char *s, int n, bool strict, unsigned *out)
+{
+	unsigned v = 0;
+	for (int i = 0; i < n; i++) {
+		int h = hexval(s[i]);
+		if (h < 0 || (strict && s[i] >= 'A' && s[i] <= 'F'))
+			return false;
+		v = v << 4 | (unsigned)h;
+	}
+	*out = v;
+	return true;
+}
+
+static int bad_addr(const char *s, struct qp_err **err, const char *form)
+{
+	qp_autofree char *q = qp_quote(s);
+	return qp_err_set(err, 0, "%s is not a PCI address (expected %s)", q, form);
+}
+
+int qp_parse_pci_addr(const char *s, struct qp_pci_addr *out, struct qp_err **err)
+{
+	unsigned d, b, sl, f;
+	size_t n = strlen(s);
+	/* The domain takes what the fixed-width "BB:SS.F" tail leaves: 4 to 8 digits. */
+	int dl = (int)n - 8;
+	const char *t = s + (dl > 0 ? dl : 0);
+	if (dl < 4 || dl > 8 || s[dl] != ':' || t[3] != ':' || t[6] != '.' ||
+	    !hexn(s, dl, true, &d) || (dl > 4 && s[0] == '0') || !hexn(t + 1, 2, true, &b) ||
+	    !hexn(t + 4, 2, true, &sl) || !hexn(t + 7, 1, true, &f) || sl > 31 || f > 7)
+		return bad_addr(s, err, "DDDD:BB:SS.F, e.g. 0000:04:00.0");
+	*out = (struct qp_pci_addr){ d, (uint8_t)b, (uint8_t)sl, (uint8_t)f };
+	return 0;
+}
+
+int qp_parse_pci_selector(const char *s, struct qp_pci_addr *out, bool *has_func,
+			  struct qp_err **err)
+{
+	const char *form = "[DDDD:]BB:SS[.F], e.g. 0000:04:00, 04:00 or 04:00.1";
+	size_t n = strlen(s);
+	unsigned d = 0, b, sl, f = 0;
+	const char *p = s;
+	/* With a domain: "DDDD:" first. */
+	if (n >= 10 && s[4] == ':') {
+		if (!hexn(s, 4, false, &d))
+			return bad_addr(s, err, form);
+		p = s + 5;
+		n -= 5;
+	}
+	if (n < 5 || p[2] != ':' || !hexn(p, 2, false, &b) || !hexn(p + 3, 2, false, &sl))
+		return bad_addr(s, err, form);
+	if (n == 5) {
+		*has_func = false;
+	} else if (n == 7 && p[5] == '.' && hexn(p + 6, 1, false, &f)) {
+		*has_func = true;
+	} else {
+		return bad_addr(s, err, form);
+	}
+	if (sl > 31)
+		return qp_err_set(err, 0, "'%s': slot 0x%02x is out of range (0-1f)", s, sl);
+	if (f > 7)
+		return qp_err_set(err, 0, "'%s': function %u is out of range (0-7)", s, f);
+	*out = (struct qp_pci_addr){ d, (uint8_t)b, (uint8_t)sl, (uint8_t)f };
+	return 0;
+}
+
+void qp_pci_addr_fmt(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LEN])
+{
+	snprintf(buf, QP_PCI_ADDR_LEN, "%04x:%02x:%02x.%x", a->domain, a->bus, a->slot, a->func & 7);
+}
+
+void qp_pci_slot_fmt(const struct qp_pci_addr *a, char buf[QP_PCI_SLOT_LEN])
+{
+	snprintf(buf, QP_PCI_SLOT_LEN, "%04x:%02x:%02x", a->domain, a->bus, a->slot & 31);
+}
+
+int qp_pci_addr_cmp(const struct qp_pci_addr *a, const struct qp_pci_addr *b)
+{
+	uint64_t x = (uint64_t)a->domain << 24 | (uint64_t)a->bus << 16 | a->slot << 8 | a->func;
+	uint64_t y = (uint64_t)b->domain << 24 | (uint64_t)b->bus << 16 | b->slot << 8 | b->func;
+	return x < y ? -1 : x > y;
+}
+
+bool qp_pci_same_slot(const struct qp_pci_addr *a, const struct qp_pci_addr *b)
+{
+	return a->domain == b->domain && a->bus == b->bus && a->slot == b->slot;
+}
+
+int qp_parse_line(const char *content, size_t len, char **out, struct qp_err **err)
+{
+	size_t n = len;
+	if (n && content[n - 1] == '\n')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		if (content[i] == '\n' || content[i] == '\0') {
+			qp_autofree char *s = qp_quote(content);
+			return qp_err_set(err, 0, "expected one line, got %s", s);
+		}
+	}
+	*out = qp_xstrndup(content, n);
+	return 0;
+}
+
+/* The value part of a one-line sysfs file: its text without the final newline. */
+static int value_text(const char *content, char **out, struct qp_err **err)
+{
+	if (qp_parse_line(content, strlen(content), out, err) < 0)
+		return -1;
+	if (!**out) {
+		qp_freep(out);
+		return qp_err_set(err, 0, "empty value");
+	}
+	return 0;
+}
+
+int qp_parse_sysfs_hex(const char *content, unsigned bits, uint32_t *out, struct qp_err **err)
+{
+	qp_autofree char *v = NULL;
+	if (value_text(content, &v, err) < 0)
+		return -1;
+	size_t n = strlen(v);
+	unsigned digits = (bits + 3) / 4;
+	uint32_t x = 0;
+	bool ok = n > 2 && n - 2 <= digits && v[0] == '0' && v[1] == 'x';
+	for (size_t i = 2; ok && i < n; i++) {
+		int h = hexval(v[i]);
+		ok = h >= 0 && !(v[i] >= 'A' && v[i] <= 'F');
+		x = x << 4 | (uint32_t)(h < 0 ? 0 : h);
+	}
+	if (ok && bits < 32 && x >> bits)
+		ok = false;
+	if (!ok) {
+		qp_autofree char *s = qp_quote(content);
+		return qp_err_set(err, 0, "expected a %u-bit hex value like 0x%0*x, got %s", bits,
+				  (int)digits, 0, s);
+	}
+	*out = x;
+	return 0;
+}
+
+int qp_parse_sysfs_int(const char *content, long min, long max, long *out, struct qp_err **err)
+{
+	qp_autofree char *v = NULL;
+	if (value_text(content, &v, err) < 0)
+		return -1;
+	char *end;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	/* strtol accepts leading blanks and '+'; the kernel never writes them. */
+	if (errno || *end || isspace((unsigned char)v[0]) || v[0] == '+' || x < min || x > max) {
+		qp_autofree char *s = qp_quote(content);
+		return qp_err_set(err, 0, "expected an integer from %ld to %ld, got %s", min, max, s);
+	}
+	*out = x;
+	return 0;
+}
+
+static bool parse_u64_word(const char *s, uint64_t *out)
+{
+	if (!isdigit((unsigned char)s[0]))
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = x;
+	return true;
+}
+
+int qp_parse_sysfs_u64(const char *content, uint64_t *out, struct qp_err **err)
+{
+	qp_autofree char *v = NULL;
+	if (value_text(content, &v, err) < 0)
+		return -1;
+	if (!parse_u64_word(v, out)) {
+		qp_autofree char *s = qp_quote(content);
+		return qp_err_set(err, 0, "expected a non-negative integer, got %s", s);
+	}
+	return 0;
+}
+
+int qp_parse_link_name(const char *target, const char *dir, char **name, struct qp_err **err)
+{
+	const char *slash = strrchr(target, '/');
+	const char *base = slash ? slash + 1 : target;
+	size_t dl = strlen(dir);
+	bool ok = slash && *base && (size_t)(slash - target) >= dl &&
+		  strncmp(slash - dl, dir, dl) == 0 &&
+		  (slash - dl == target || slash[-(ptrdiff_t)dl - 1] == '/');
+	if (!ok) {
+		qp_autofree char *s = qp_quote(target);
+		return qp_err_set(err, 0, "expected a link to .../%s/NAME, got %s", dir, s);
+	}
+	*name = qp_xstrdup(base);
+	return 0;
+}
+
+/* Returns a copy of the line at *p, without its newline, and moves *p past it. */
+static char *next_line(const char **p)
+{
+	const char *nl = strchr(*p, '\n');
+	size_t len = nl ? (size_t)(nl - *p) : strlen(*p);
+	char *l = qp_xstrndup(*p, len);
+	*p += len + (nl ? 1 : 0);
+	return l;
+}
+
+int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uint64_t *free_kb,
+			  struct qp_err **err)
+{
+	bool have_total = false, have_free = false;
+	const char *line = content;
+	for (unsigned lineno = 1; *line; lineno++) {
+		qp_autofree char *l = next_line(&line);
+		int n, off = 0;
+		char key[64];
+		if (sscanf(l, "Node %d %63[^:]:%n", &n, key, &off) != 2 || !off || n != node) {
+			qp_autofree char *s = qp_quote(l);
+			return qp_err_set(err, 0, "line %u: expected 'Node %d KEY: VALUE', got %s",
+					  lineno, node, s);
+		}
+		const char *v = l + off;
+		while (*v == ' ')
+			v++;
+		char num[32];
+		size_t dn = strspn(v, "0123456789");
+		const char *unit = v + dn;
+		uint64_t x;
+		if (dn == 0 || dn >= sizeof(num) || (strcmp(unit, " kB") && strcmp(unit, ""))) {
+			qp_autofree char *s = qp_quote(l);
+			return qp_err_set(err, 0, "line %u: malformed value in %s", lineno, s);
+		}
+		memcpy(num, v, dn);
+		num[dn] = '\0';
+		if (!parse_u64_word(num, &x))
+			return qp_err_set(err, 0, "line %u: value out of range", lineno);
+		if (!strcmp(key, "MemTotal")) {
+			*total_kb = x;
+			have_total = true;
+		} else if (!strcmp(key, "MemFree")) {
+			*free_kb = x;
+			have_free = true;
+		}
+	}
+	if (!have_total || !have_free)
+		return qp_err_set(err, 0, "no %s line", have_total ? "MemFree" : "MemTotal");
+	return 0;
+}
+
+void qp_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+bool qp_strv_contains(char *const *v, const char *s)
+{
+	for (; v && *v; v++)
+		if (!strcmp(*v, s))
+			return true;
+	return false;
+}
+
+int qp_parse_proc_modules(const char *content, char ***names, struct qp_err **err)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	const char *line = content;
+	for (unsigned lineno = 1; *line; lineno++) {
+		qp_autofree char *l = next_line(&line);
+		char name[64], size[32];
+		int end = 0;
+		uint64_t sz;
+		if (sscanf(l, "%63s %31s %n", name, size, &end) != 2 || !end ||
+		    !parse_u64_word(size, &sz)) {
+			qp_autofree char *s = qp_quote(l);
+			qp_strv_free(v);
+			return qp_err_set(err, 0, "line %u: expected 'NAME SIZE REFS DEPS STATE ADDR', "
+					  "got %s", lineno, s);
+		}
+		v = qp_xgrow(v, &cap, n + 2, sizeof(*v));
+		v[n++] = qp_xstrdup(name);
+		v[n] = NULL;
+	}
+	if (!v)
+		v = qp_xcalloc(1, sizeof(*v));
+	*names = v;
+	return 0;
+}
+
+char *qp_cmdline_get(const char *cmdline, const char *key)
+{
+	char *found = NULL;
+	size_t kl = strlen(key);
+	const char *p = cmdline;
+	while (*p) {
+		while (*p && isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		/* One word: quotes group spaces, and are not part of the value. */
+		struct qp_buf w = { 0 };
+		bool quoted = false;
+		for (; *p && (quoted || !isspace((unsigned char)*p)); p++) {
+			if (*p == '"')
+				quoted = !quoted;
+			else
+				qp_buf_addc(&w, *p);
+		}
+		char *word = qp_buf_steal(&w);
+		/* "--" ends the kernel's own parameters; the rest goes to init. */
+		if (!strcmp(word, "--")) {
+			free(word);
+			break;
+		}
+		if (!strncmp(word, key, kl) && (word[kl] == '=' || word[kl] == '\0')) {
+			free(found);
+			found = qp_xstrdup(word[kl] == '=' ? word + kl + 1 : "");
+		}
+		free(word);
+	}
+	return found;
+}
+
+int qp_parse_pci_header_type(uint8_t byte, uint8_t *type, bool *multifunction,
+			     struct qp_err **err)
+{
+	if ((byte & 0x7f) > 2)
+		return qp_err_set(err, 0, "unknown header type %u at offset 0x0e", byte & 0x7f);
+	*type = byte & 0x7f;
+	*multifunction = byte & 0x80;
+	return 0;
+}

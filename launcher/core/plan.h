@@ -1,0 +1,93 @@
+/* The planner: profile + host -> plan (which host functions at which guest slots,
+ * which CPUs, which memory node) -> the exact QEMU argv. Pure: no syscalls; the same
+ * inputs always give the same plan. */
+#ifndef QP_PLAN_H
+#define QP_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/cpulist.h"
+#include "base/err.h"
+#include "core/host.h"
+#include "profiles/profile.h"
+
+/* File descriptors the launcher hands to QEMU, as the argv names them. */
+#define QP_FD_QMP 3
+#define QP_FD_TAP0 4
+
+/* Where per-VM state lives (the OVMF variables copy). */
+#define QP_STATE_DIR "/var/lib/qpass"
+
+struct qp_plan_dev {
+	struct qp_pci_addr host;
+	char *id;            /* "hostdev0" */
+	char *bus;           /* "pci.0"; on q35 the root port's id, "pci.1" */
+	int port_slot;       /* q35: the root port's slot on pcie.0; else -1 */
+	int slot, func;      /* on bus */
+	bool multifunction;  /* function 0 of a guest slot that holds several */
+	int iommu_group;
+	int numa_node;
+	const char *driver;  /* the host driver now (borrowed from the host) */
+	const char *name;    /* borrowed from the host */
+	int rombar;          /* -1: QEMU's default */
+	const char *romfile; /* borrowed from the profile */
+};
+
+struct qp_plan_tap {
+	int fd;
+	const char *bridge;  /* borrowed from the profile */
+};
+
+struct qp_plan {
+	const struct qp_profile *profile;  /* borrowed */
+	struct qp_plan_dev *devs;
+	size_t n_devs;
+	int *groups;         /* the IOMMU groups the VM takes, sorted */
+	size_t n_groups;
+	int numa_node;       /* -1: the host has no NUMA nodes */
+	int *vcpu_pins;      /* index: vCPU, value: host CPU */
+	size_t n_vcpus;
+	struct qp_cpulist emulator_cpus;
+	int *memory_nodes;
+	size_t n_memory_nodes;
+	uint64_t memlock_bytes;  /* RAM + 1 GiB per VFIO device (libvirt's rule) */
+	bool tcg;                /* the accelerator chosen */
+	struct qp_plan_tap *taps;
+	size_t n_taps;
+	char *ovmf_vars;         /* the per-VM copy of the OVMF variables, or NULL */
+	/* Slots on the guest's root bus (pci.0 or pcie.0) of the other devices; -1: none. */
+	int video_slot, usb_slot, sata_slot, balloon_slot;
+	int *net_slots, *disk_slots;
+	char **argv;             /* NULL-terminated; argv[0] is the QEMU binary */
+	size_t argc;
+	char **warnings;         /* NULL-terminated, may be NULL */
+};
+
+/* Makes the plan. On failure *out is empty and *err says what is wrong and how to fix
+ * it. The plan borrows from the profile and the host: free it first. */
+int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *out,
+		 struct qp_err **err);
+void qp_plan_free(struct qp_plan *plan);
+
+/* VFIO hands out whole IOMMU groups: 0 when every member of the groups is in the VM
+ * (vm), a bridge, or free of host drivers; else -1 with *err naming the others and how
+ * to fix it ("FILE: VFIO takes whole IOMMU groups..."). The planner's rule, shared
+ * with `qpass check`. */
+int qp_plan_check_groups(const char *file, const struct qp_host *h, const int *groups,
+			 size_t n_groups, const struct qp_pci_addr *vm, size_t n_vm,
+			 struct qp_err **err);
+
+/* The warning when node nd has less free memory than the VM asks for, or NULL. */
+char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib);
+
+/* "pci.0:06.0": where a device sits in the guest. Caller frees. */
+char *qp_plan_guest_addr(const struct qp_plan_dev *d);
+
+/* Builds plan->argv from the rest of the plan (qemu_argv.c). */
+void qp_plan_build_argv(struct qp_plan *plan, const struct qp_host *h);
+
+/* Quotes an argument for a POSIX shell (only when it needs it). Caller frees. */
+char *qp_shell_quote(const char *s);
+
+#endif

@@ -1,0 +1,101 @@
+#include "run/sysfx.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <numa.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "base/util.h"
+
+bool qp_fx_numa_available(void)
+{
+	return numa_available() >= 0;
+}
+
+int qp_fx_bind_memory(int node, char *msg, size_t len)
+{
+	struct bitmask *want = numa_allocate_nodemask();
+	numa_bitmask_setbit(want, (unsigned)node);
+	numa_set_membind(want);
+	/* libnuma reports failures through numa_error() and errno; read the policy back. */
+	struct bitmask *got = numa_get_membind();
+	bool ok = numa_bitmask_equal(want, got);
+	numa_bitmask_free(want);
+	numa_bitmask_free(got);
+	if (!ok) {
+		snprintf(msg, len, "cannot bind memory to NUMA node %d", node);
+		return -1;
+	}
+	return 0;
+}
+
+int (*qp_kernel_memlock)(uint64_t bytes);
+
+int qp_fx_memlock(uint64_t bytes, char *msg, size_t len)
+{
+	if (qp_kernel_memlock) {
+		int e = qp_kernel_memlock(bytes);
+		if (e)
+			snprintf(msg, len, "cannot raise RLIMIT_MEMLOCK to %llu bytes: %s",
+				 (unsigned long long)bytes, strerror(e));
+		return e ? -1 : 0;
+	}
+	struct rlimit r = { (rlim_t)bytes, (rlim_t)bytes };
+	if (setrlimit(RLIMIT_MEMLOCK, &r) < 0) {
+		snprintf(msg, len, "cannot raise RLIMIT_MEMLOCK to %llu bytes: %s",
+			 (unsigned long long)bytes, strerror(errno));
+		return -1;
+	}
+	struct rlimit back;
+	if (getrlimit(RLIMIT_MEMLOCK, &back) < 0 || back.rlim_cur != r.rlim_cur) {
+		snprintf(msg, len, "RLIMIT_MEMLOCK did not take");
+		return -1;
+	}
+	return 0;
+}
+
+int qp_fx_drop_privileges(uid_t uid, gid_t gid, char *msg, size_t len)
+{
+	/* Groups first (it needs privilege), then gid, then uid last. */
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0) {
+		snprintf(msg, len, "cannot drop privileges to uid %u gid %u: %s", (unsigned)uid,
+			 (unsigned)gid, strerror(errno));
+		return -1;
+	}
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || ru != uid ||
+	    eu != uid || su != uid || rg != gid || eg != gid || sg != gid) {
+		snprintf(msg, len, "privileges were not dropped to uid %u gid %u", (unsigned)uid,
+			 (unsigned)gid);
+		return -1;
+	}
+	/* With uid != 0 there is no way back: check it. */
+	if (uid != 0 && setresuid(0, 0, 0) == 0) {
+		snprintf(msg, len, "could regain root after dropping privileges");
+		return -1;
+	}
+	return 0;
+}
+
+int qp_fx_pin(pid_t tid, const struct qp_cpulist *cpus, struct qp_err **err)
+{
+	cpu_set_t *set = CPU_ALLOC(QP_MAX_CPU + 1);
+	size_t size = CPU_ALLOC_SIZE(QP_MAX_CPU + 1);
+	CPU_ZERO_S(size, set);
+	for (size_t i = 0; i < cpus->n; i++)
+		CPU_SET_S((size_t)cpus->cpu[i], size, set);
+	int rc = sched_setaffinity(tid, size, set);
+	int saved = errno;
+	CPU_FREE(set);
+	if (rc < 0) {
+		qp_autofree char *l = qp_cpulist_fmt(cpus);
+		return qp_err_set(err, saved, "cannot pin thread %d to CPUs %s", (int)tid, l);
+	}
+	return 0;
+}
