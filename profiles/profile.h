@@ -9,7 +9,7 @@
 
 #include "base/cpulist.h"
 #include "base/err.h"
-#include "base/sysparse.h"
+#include "base/pciaddr.h"
 
 enum qp_machine { QP_MACHINE_Q35, QP_MACHINE_PC };
 enum qp_firmware { QP_FW_BIOS, QP_FW_OVMF };

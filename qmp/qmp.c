@@ -166,13 +166,6 @@ struct qp_qmp {
 	char *version;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void queue_event(struct qp_qmp *q, struct qp_qmp_msg *m)
 {
 	if (q->ev_head == q->ev_n)
@@ -202,7 +195,7 @@ static int read_some(struct qp_qmp *q, struct qp_err **err)
 static int wait_readable(struct qp_qmp *q, int64_t deadline, struct qp_err **err)
 {
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - qp_now_ms();
 		if (left <= 0)
 			return 0;
 		struct pollfd p = { .fd = q->fd, .events = POLLIN };
@@ -266,7 +259,7 @@ int qp_qmp_execute(struct qp_qmp *q, const char *cmd, json_object *args, int tim
 	json_object_put(msg);
 	if (send_all(q, text, err) < 0)
 		return qp_err_prefix(err, "%s", cmd);
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = qp_now_ms() + timeout_ms;
 	for (;;) {
 		struct qp_qmp_msg m;
 		while (qp_qmp_reader_next(q->r, &m)) {
@@ -316,7 +309,7 @@ int qp_qmp_next_event(struct qp_qmp *q, struct qp_qmp_msg *ev)
 int qp_qmp_wait_event(struct qp_qmp *q, int timeout_ms, struct qp_qmp_msg *ev,
 		      struct qp_err **err)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = qp_now_ms() + timeout_ms;
 	for (;;) {
 		if (qp_qmp_next_event(q, ev))
 			return 1;
@@ -334,7 +327,7 @@ int qp_qmp_open(int fd, int timeout_ms, struct qp_qmp **out, struct qp_err **err
 	q->fd = fd;
 	q->r = qp_qmp_reader_new();
 	q->next_id = 1;
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = qp_now_ms() + timeout_ms;
 	struct qp_qmp_msg m = { 0 };
 	for (;;) {
 		if (qp_qmp_reader_next(q->r, &m))
@@ -357,7 +350,7 @@ int qp_qmp_open(int fd, int timeout_ms, struct qp_qmp **out, struct qp_err **err
 				  json_object_get_int(get(ver, "micro")));
 	qp_qmp_msg_free(&m);
 	struct qp_qmp_msg reply;
-	int64_t left = deadline - now_ms();
+	int64_t left = deadline - qp_now_ms();
 	if (qp_qmp_execute(q, "qmp_capabilities", NULL, left > 0 ? (int)left : 1, &reply, err) < 0)
 		goto fail;
 	bool ok = reply.kind == QP_QMP_RETURN;

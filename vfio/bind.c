@@ -14,13 +14,13 @@
 
 #include "vfio/holders.h"
 #include "vfio/sysfs.h"
-#include "run/up.h"
+#include "base/kernel.h"
+#include "base/rundir.h"
+#include "base/sysparse.h"
 #include "base/util.h"
 
 #define WRITE_TIMEOUT_MS 10000
 #define LINK_WAIT_MS 3000
-
-int (*qp_kernel_modprobe)(const struct qp_root *root, const char *module);
 
 /* --- the journal ---------------------------------------------------------------- */
 

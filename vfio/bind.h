@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
-#include "base/sysparse.h"
+#include "base/pciaddr.h"
 #include "base/root.h"
 
 /* Binds every function in addrs to vfio-pci for `owner` (a VM's name, or "manual"). On
@@ -32,8 +32,5 @@ bool qp_vfio_journaled(const char *owner, const struct qp_pci_addr *a);
 
 /* The owners that have a journal (NULL-terminated, sorted). */
 char **qp_vfio_journals(void);
-
-/* Loads the vfio-pci module when its driver is missing (modprobe, or the fake kernel's). */
-extern int (*qp_kernel_modprobe)(const struct qp_root *root, const char *module);
 
 #endif

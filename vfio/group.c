@@ -7,11 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/kernel.h"
 #include "base/util.h"
 
 #define GROUP_WAIT_MS 5000
-
-int (*qp_kernel_vfio_check)(const struct qp_root *root, int group);
 
 /* The kernel's answer through the ioctls, as QEMU will ask. */
 static int real_check(const struct qp_root *root, int group)

@@ -12,7 +12,4 @@
  * opens it itself, and a group can be open only once. */
 int qp_vfio_check_group(const struct qp_root *root, int group, struct qp_err **err);
 
-/* The check itself, for a test's fake kernel: 0, or an errno. NULL: the ioctls. */
-extern int (*qp_kernel_vfio_check)(const struct qp_root *root, int group);
-
 #endif

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/sysparse.h"
 #include "base/util.h"
 
 static bool held(char **targets, bool nvidia, const char *path)

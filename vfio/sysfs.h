@@ -4,8 +4,9 @@
  * block in the kernel for as long as a process holds the device, and qpass must be able
  * to give up, say who holds it, and put everything back.
  *
- * Tests replace the kernel, not this code: a test binary sets qp_kernel_write to a fake
- * kernel that applies the write to a fixture tree as Linux would (tests/fakekernel). */
+ * Tests replace the kernel, not this code: a test binary sets qp_kernel_write
+ * (base/kernel.h) to a fake kernel that applies the write to a fixture tree as Linux
+ * would (tests/fakekernel). */
 #ifndef QP_SYSFS_H
 #define QP_SYSFS_H
 
@@ -16,11 +17,5 @@
  * write did not return in time (the writer is left behind, blocked in the kernel). */
 int qp_sysfs_write(const struct qp_root *root, const char *rel, const char *data,
 		   int timeout_ms, struct qp_err **err);
-
-/* The write itself, run in the child: returns 0 or an errno. NULL: a real write. */
-extern int (*qp_kernel_write)(const struct qp_root *root, const char *rel, const char *data);
-
-/* How many writes this process has made (the fake kernel counts steps with it). */
-extern unsigned qp_sysfs_writes;
 
 #endif

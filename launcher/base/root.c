@@ -10,7 +10,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "base/sysparse.h"
 #include "base/util.h"
 
 #define QP_READ_MAX (4u << 20)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void oom(void)
@@ -114,12 +116,17 @@ static void buf_reserve(struct qp_buf *b, size_t extra)
 	b->s = qp_xgrow(b->s, &b->cap, b->len + extra + 1, 1);
 }
 
+void qp_buf_addn(struct qp_buf *b, const char *s, size_t n)
+{
+	buf_reserve(b, n);
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
 void qp_buf_add(struct qp_buf *b, const char *s)
 {
-	size_t n = strlen(s);
-	buf_reserve(b, n);
-	memcpy(b->s + b->len, s, n + 1);
-	b->len += n;
+	qp_buf_addn(b, s, strlen(s));
 }
 
 void qp_buf_addc(struct qp_buf *b, char c)
@@ -210,4 +217,44 @@ void qp_strv_push(char ***v, char *s)
 	*v = qp_xrealloc(*v, (n + 2) * sizeof(char *));
 	(*v)[n] = s;
 	(*v)[n + 1] = NULL;
+}
+
+void qp_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+bool qp_strv_contains(char *const *v, const char *s)
+{
+	for (; v && *v; v++)
+		if (!strcmp(*v, s))
+			return true;
+	return false;
+}
+
+int64_t qp_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int qp_mkdir_p(const char *path, mode_t mode, struct qp_err **err)
+{
+	qp_autofree char *p = qp_xstrdup(path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return qp_err_set(err, errno, "cannot create %s", p);
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return qp_err_set(err, errno, "cannot create %s", p);
+	return 0;
 }

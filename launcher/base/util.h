@@ -1,4 +1,5 @@
-/* Allocation that never returns NULL, cleanup attributes, and a growable string.
+/* Allocation that never returns NULL, cleanup attributes, a growable string, string
+ * vectors, the monotonic clock, and mkdir -p.
  *
  * qpass aborts on allocation failure: a launcher that cannot allocate a few bytes has
  * nothing safe left to do, and an unchecked NULL is worse. Every fd, allocation and
@@ -9,7 +10,11 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
+
+#include "base/err.h"
 
 void *qp_xmalloc(size_t n);
 void *qp_xcalloc(size_t nmemb, size_t size);
@@ -23,6 +28,28 @@ char *qp_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1
 
 /* Appends s (taken) to a NULL-terminated vector, which may be NULL. */
 void qp_strv_push(char ***v, char *s);
+/* Frees a NULL-terminated vector and its strings; NULL is nothing to free. */
+void qp_strv_free(char **v);
+bool qp_strv_contains(char *const *v, const char *s);
+
+/* The value of a hex digit, either case, or -1. */
+static inline int qp_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines, never for dates. */
+int64_t qp_now_ms(void);
+
+/* Creates path and its missing parents (0755); path itself gets mode. An existing
+ * directory is fine. */
+int qp_mkdir_p(const char *path, mode_t mode, struct qp_err **err);
 
 /* A value as it may safely stand in a message: quoted, at most 40 characters, newlines
  * and non-printable bytes escaped (a corrupt file must not write to the terminal). */
@@ -51,6 +78,8 @@ struct qp_buf {
 void qp_buf_add(struct qp_buf *b, const char *s);
 void qp_buf_addf(struct qp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void qp_buf_addc(struct qp_buf *b, char c);
+/* Appends n bytes, NULs among them. */
+void qp_buf_addn(struct qp_buf *b, const char *s, size_t n);
 /* Returns the string (never NULL) and leaves the buffer empty. */
 char *qp_buf_steal(struct qp_buf *b);
 void qp_buf_free(struct qp_buf *b);

@@ -18,6 +18,7 @@
 #include "qp-config.h"
 #include "base/root.h"
 #include "run/up.h"
+#include "base/rundir.h"
 #include "run/control.h"
 #include "vfio/bind.h"
 #include <fcntl.h>

@@ -2,13 +2,7 @@
 #ifndef QP_CLI_H
 #define QP_CLI_H
 
-/* Exit statuses, documented in --help and the README. */
-enum {
-	QP_EXIT_OK = 0,
-	QP_EXIT_FAIL = 1,   /* the command failed; stderr says what and how to fix it */
-	QP_EXIT_USAGE = 2,  /* the command line is wrong */
-	QP_EXIT_QEMU = 3,   /* up: QEMU ended on its own (crashed, killed) */
-};
+#include "base/exit.h"
 
 int qp_main(int argc, char **argv);
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "base/sysparse.h"
 #include "base/util.h"
 
 const char *qp_advice_iommu_param(const struct qp_host *h)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/advice.h"
+#include "base/sysparse.h"
 #include "base/util.h"
 
 const char *qp_check_status_name(enum qp_check_status s)

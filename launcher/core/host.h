@@ -11,7 +11,7 @@
 
 #include "base/cpulist.h"
 #include "base/err.h"
-#include "base/sysparse.h"
+#include "base/pciaddr.h"
 #include "base/root.h"
 
 enum qp_header_type {

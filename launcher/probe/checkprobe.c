@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +13,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "vfio/holders.h"
+#include "base/child.h"
 #include "base/util.h"
+#include "vfio/holders.h"
 
 /* Reads rel under the root; NULL when it is missing or unreadable. */
 static char *read_opt(const struct qp_root *root, const char *rel)
@@ -112,88 +110,37 @@ static char *find_in_path(const char *name)
 	return NULL;
 }
 
-static int64_t now_ms(void)
+/* In the child: argv with stdin from /dev/null, stdout and stderr into the pipe. */
+static void exec_child(void *arg, int fd)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	char **argv = arg;
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		_exit(126);
+	execv(argv[0], argv);
+	_exit(127);
 }
 
-/* Runs argv with stdin from /dev/null, stdout and stderr captured together (64 KiB at
- * most), under a deadline. 0 when it exited 0; else -1 with *why. */
-static int run_capture(char *const argv[], int timeout_ms, char **out, char **why)
+/* Runs argv with stdout and stderr captured together (64 KiB at most), under a deadline.
+ * 0 when it exited 0; else -1 with *err saying why. *out is what it printed. */
+static int run_capture(char *argv[], int timeout_ms, char **out, struct qp_err **err)
 {
 	*out = NULL;
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		*why = qp_xasprintf("pipe: %s", strerror(errno));
+	struct qp_child_out c;
+	if (qp_child_run(exec_child, argv, timeout_ms, 65536, 0, &c, err) < 0)
 		return -1;
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		*why = qp_xasprintf("fork: %s", strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
-			_exit(126);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	struct qp_buf b = { 0 };
-	int64_t end = now_ms() + timeout_ms;
-	bool timed_out = false;
-	for (;;) {
-		int64_t left = end - now_ms();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-		int n = poll(&pfd, 1, (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			timed_out = n == 0;
-			break;
-		}
-		char chunk[4096];
-		ssize_t got = read(p[0], chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		if (b.len < 65536) {
-			qp_autofree char *piece = qp_xstrndup(chunk, (size_t)got);
-			qp_buf_add(&b, piece);
-		}
-	}
-	close(p[0]);
-	if (timed_out)
-		kill(pid, SIGKILL);
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	*out = b.len ? qp_buf_steal(&b) : (qp_buf_free(&b), qp_xstrdup(""));
-	if (timed_out) {
-		*why = qp_xasprintf("gave no answer within %d s", timeout_ms / 1000);
-		return -1;
-	}
+	*out = c.data;
+	if (c.timed_out)
+		return qp_err_set(err, 0, "gave no answer within %d s", timeout_ms / 1000);
+	int status = c.reaped ? c.status : 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		const char *o = *out;
-		size_t n = strcspn(o, "\n");
-		*why = WIFEXITED(status) && WEXITSTATUS(status) == 127
-			       ? qp_xstrdup("could not be executed")
-			       : qp_xasprintf("failed (%s %d)%s%.*s",
-					      WIFEXITED(status) ? "exit" : "signal",
-					      WIFEXITED(status) ? WEXITSTATUS(status)
-								: WTERMSIG(status),
-					      n ? ": " : "", (int)(n > 200 ? 200 : n), o);
-		return -1;
+		size_t n = strcspn(c.data, "\n");
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			return qp_err_set(err, 0, "could not be executed");
+		return qp_err_set(err, 0, "failed (%s %d)%s%.*s",
+				  WIFEXITED(status) ? "exit" : "signal",
+				  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+				  n ? ": " : "", (int)(n > 200 ? 200 : n), c.data);
 	}
 	return 0;
 }
@@ -209,14 +156,19 @@ static void probe_qemu(const struct qp_check_target *t, struct qp_check_facts *f
 	     a_device[] = "-device", a_help[] = "help";
 	char *version_argv[] = { f->qemu_path, a_version, NULL };
 	qp_autofree char *out = NULL;
-	if (run_capture(version_argv, 10000, &out, &f->qemu_error) < 0)
+	qp_autoerr struct qp_err *err = NULL;
+	if (run_capture(version_argv, 10000, &out, &err) < 0) {
+		f->qemu_error = qp_xstrdup(err->msg);
 		return;
+	}
 	f->qemu_version = qp_check_parse_qemu_version(out);
 	free(out);
 	out = NULL;
 	char *help_argv[] = { f->qemu_path, a_machine, a_none, a_device, a_help, NULL };
-	if (run_capture(help_argv, 10000, &out, &f->qemu_error) < 0)
+	if (run_capture(help_argv, 10000, &out, &err) < 0) {
+		f->qemu_error = qp_xstrdup(err->msg);
 		return;
+	}
 	f->qemu_vfio = strstr(out, "name \"vfio-pci\"") != NULL;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "probe/pcilib.h"
+#include "base/sysparse.h"
 #include "base/util.h"
 
 #define PCI_DEVICES "sys/bus/pci/devices"

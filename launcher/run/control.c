@@ -9,8 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "base/sysparse.h"
-#include "run/up.h"
+#include "base/rundir.h"
 #include "base/util.h"
 
 int qp_ctl_call(const char *name, json_object *req, json_object **reply, struct qp_err **err)

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "base/kernel.h"
 #include "base/util.h"
 
 bool qp_fx_numa_available(void)
@@ -32,8 +33,6 @@ int qp_fx_bind_memory(int node, char *msg, size_t len)
 	}
 	return 0;
 }
-
-int (*qp_kernel_memlock)(uint64_t bytes);
 
 int qp_fx_memlock(uint64_t bytes, char *msg, size_t len)
 {

@@ -20,10 +20,6 @@ int qp_fx_bind_memory(int node, char *msg, size_t len);
 /* Sets RLIMIT_MEMLOCK (soft and hard) to bytes, then reads it back. */
 int qp_fx_memlock(uint64_t bytes, char *msg, size_t len);
 
-/* For a test's fake kernel where the limit cannot be raised for real (a sandbox without
- * CAP_SYS_RESOURCE): 0 or an errno. NULL: setrlimit. */
-extern int (*qp_kernel_memlock)(uint64_t bytes);
-
 /* Drops to uid/gid (and only gid as group), in crun's order, then checks with
  * getresuid/getresgid that no id can come back. */
 int qp_fx_drop_privileges(uid_t uid, gid_t gid, char *msg, size_t len);

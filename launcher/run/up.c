@@ -32,7 +32,8 @@
 #include <unistd.h>
 
 #include "vfio/bind.h"
-#include "cli/cli.h"
+#include "base/exit.h"
+#include "base/rundir.h"
 #include "vfio/group.h"
 #include "base/jsonout.h"
 #include "qmp/qmp.h"
@@ -72,41 +73,12 @@ struct vm {
 
 static void say(const struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-const char *qp_rundir(void)
-{
-	const char *d = secure_getenv("QPASS_RUNDIR");
-	return d && *d ? d : "/run/qpass";
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- the runtime directory ------------------------------------------------------ */
-
-static int mkdir_p(const char *path, mode_t mode, struct qp_err **err)
-{
-	qp_autofree char *p = qp_xstrdup(path);
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return qp_err_set(err, errno, "cannot create %s", p);
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return qp_err_set(err, errno, "cannot create %s", p);
-	return 0;
-}
 
 static int rundir_take(struct vm *vm, struct qp_err **err)
 {
 	vm->dir = qp_xasprintf("%s/%s", qp_rundir(), vm->p->name);
-	if (mkdir_p(vm->dir, 0700, err) < 0)
+	if (qp_mkdir_p(vm->dir, 0700, err) < 0)
 		return -1;
 	if (chmod(vm->dir, 0700) < 0)
 		return qp_err_set(err, errno, "cannot chmod %s", vm->dir);
@@ -558,7 +530,7 @@ static void quit(struct vm *vm, struct sup *s)
 	if (s->quitting)
 		return;
 	s->quitting = true;
-	s->deadline = now_ms() + 5000;  /* then SIGKILL */
+	s->deadline = qp_now_ms() + 5000;  /* then SIGKILL */
 	send_quiet(vm, "quit");
 }
 
@@ -572,8 +544,8 @@ static void begin_shutdown(struct vm *vm, struct sup *s, int timeout_s)
 	}
 	s->stopping = true;
 	s->timeout_s = timeout_s;
-	s->deadline = now_ms() + (int64_t)timeout_s * 1000;
-	s->next_note = now_ms() + 10000;
+	s->deadline = qp_now_ms() + (int64_t)timeout_s * 1000;
+	s->next_note = qp_now_ms() + 10000;
 	say(vm, "asking the guest to power off (ACPI), up to %d s", timeout_s);
 	send_quiet(vm, "system_powerdown");
 }
@@ -769,7 +741,7 @@ static enum outcome supervise(struct vm *vm)
 			int64_t t = s.deadline;
 			if (s.stopping && !s.quitting && s.next_note && s.next_note < t)
 				t = s.next_note;
-			timeout = (int)(t > now_ms() ? t - now_ms() : 0);
+			timeout = (int)(t > qp_now_ms() ? t - qp_now_ms() : 0);
 		}
 		int rc = poll(fds, 4, timeout);
 		if (rc < 0 && errno != EINTR)
@@ -820,7 +792,7 @@ static enum outcome supervise(struct vm *vm)
 				say(vm, "QEMU ended on its own with exit status %d", WEXITSTATUS(status));
 			return OUT_DIED;
 		}
-		int64_t t = now_ms();
+		int64_t t = qp_now_ms();
 		if (s.stopping && !s.quitting && s.next_note && t >= s.next_note) {
 			say(vm, "waiting for the guest to power off (%lld s left)",
 			    (long long)((s.deadline - t) / 1000));
@@ -905,7 +877,7 @@ static int make_ovmf_vars(const struct vm *vm, struct qp_err **err)
 	if (!path || access(path, F_OK) == 0)
 		return 0;
 	qp_autofree char *dir = qp_xstrndup(path, (size_t)(strrchr(path, '/') - path));
-	if (mkdir_p(dir, 0700, err) < 0)
+	if (qp_mkdir_p(dir, 0700, err) < 0)
 		return -1;
 	qp_autoclose int in = open(vm->p->ovmf_vars, O_RDONLY | O_CLOEXEC);
 	if (in < 0) {

@@ -6,9 +6,6 @@
 #include "core/plan.h"
 #include "base/root.h"
 
-/* Where running VMs keep their runtime directories: $QPASS_RUNDIR or /run/qpass. */
-const char *qp_rundir(void);
-
 /* Runs the plan's VM until it ends. Returns the exit status for qpass (QP_EXIT_OK when
  * QEMU stopped as asked, QP_EXIT_QEMU when it ended on its own), or -1 with *err when
  * the VM could not be started; nothing is left running then. */

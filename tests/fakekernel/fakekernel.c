@@ -24,13 +24,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vfio/bind.h"
-#include "vfio/group.h"
-#include "cli/cli.h"
+#include "base/kernel.h"
 #include "base/root.h"
-#include "vfio/sysfs.h"
-#include "run/sysfx.h"
 #include "base/util.h"
+#include "cli/cli.h"
 
 #define PCI "sys/bus/pci"
 
