@@ -8,8 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/check_show.h"
 #include "core/check.h"
+#include "probe/checkprobe.h"
 #include "core/host.h"
+#include "probe/hostload.h"
 #include "base/jsonout.h"
 #include "cli/list.h"
 #include "core/plan.h"

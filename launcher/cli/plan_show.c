@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "base/jsonout.h"
+#include "core/argv.h"
 #include "base/util.h"
 
 static char *fmt_mib(uint64_t mib)

@@ -1,12 +1,13 @@
 /* The QEMU command line of a plan. Options that take JSON (-device, -object,
  * -blockdev, -netdev) get JSON, as libvirt 9 writes them: no value ever needs comma
  * escaping there. The rest are key=value lists, where a comma in a value is doubled. */
+#include "core/argv.h"
+
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "core/plan.h"
 #include "base/util.h"
 
 struct argv {

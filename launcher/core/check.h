@@ -4,10 +4,12 @@
  * Three steps, the middle one the only one with side effects:
  *   qp_check_target()  pure: the VM's functions and node, from a profile's plan or from
  *                      --device
- *   qp_check_probe()   reads what the host model does not hold (ACPI tables, IRQ
- *                      remapping, /etc/default/grub, /proc/iomem, holders...) under the
- *                      system root, asks QEMU what it is, and this process's limits
- *   qp_check_eval()    pure: host model + target + facts -> the findings */
+ *   qp_check_probe()   (probe/checkprobe.h) reads what the host model does not hold
+ *                      (ACPI tables, IRQ remapping, /etc/default/grub, /proc/iomem,
+ *                      holders...) under the system root, asks QEMU what it is, and
+ *                      this process's limits
+ *   qp_check_eval()    pure: host model + target + facts -> the findings
+ * The renderings, text and JSON, are cli/check_show.h. */
 #ifndef QP_CHECK_H
 #define QP_CHECK_H
 
@@ -18,7 +20,6 @@
 #include "core/host.h"
 #include "core/plan.h"
 #include "profiles/profile.h"
-#include "base/root.h"
 
 enum qp_check_status {
 	QP_CHECK_OK,
@@ -97,29 +98,15 @@ int qp_check_target_device(const char *selector, const struct qp_host *h,
 			   struct qp_check_target *t, struct qp_err **err);
 void qp_check_target_free(struct qp_check_target *t);
 
-void qp_check_probe(const struct qp_root *root, const struct qp_host *h,
-		    const struct qp_check_target *t, struct qp_check_facts *f);
-void qp_check_facts_free(struct qp_check_facts *f);
-
 void qp_check_eval(const struct qp_host *h, const struct qp_check_target *t,
 		   const struct qp_check_facts *f, struct qp_check_report *out);
 void qp_check_report_free(struct qp_check_report *r);
 
-/* Text (80 columns) and JSON (docs/check-json.md) renderings. */
-char *qp_check_text(const struct qp_check_report *r);
-struct json_object;
-struct json_object *qp_check_json(const struct qp_check_report *r);
-
 const char *qp_check_status_name(enum qp_check_status s);
 
-/* Pure parsers, exported for the unit tests. */
-/* 1 when /proc/interrupts shows interrupt chips behind remapping ("IR-PCI-MSI"...). */
-int qp_check_parse_interrupts(const char *text);
 /* The boot framebuffer (efifb, simpledrm, vesafb, BOOTFB) in /proc/iomem that overlaps
  * [start, end], or NULL; *fb_start, *fb_end get its range. */
 const char *qp_check_iomem_fb(const char *iomem, uint64_t start, uint64_t end,
 			      uint64_t *fb_start, uint64_t *fb_end);
-/* "7.2.19" from "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)". */
-char *qp_check_parse_qemu_version(const char *text);
 
 #endif

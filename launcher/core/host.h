@@ -1,8 +1,9 @@
 /* The host model: what qpass knows of the machine, read once per command from sysfs,
  * procfs and /dev under the system root, then used as pure data.
  *
- * qp_host_load() is the only function that reads the host; everything after it (list,
- * plan, check) works on this snapshot and can be tested on fixture trees. */
+ * probe/hostload.h's qp_host_load() is the only function that fills it; everything after
+ * it (list, plan, check) works on this snapshot and can be tested on fixture trees.
+ * The lookups here are pure. */
 #ifndef QP_HOST_H
 #define QP_HOST_H
 
@@ -12,7 +13,6 @@
 #include "base/cpulist.h"
 #include "base/err.h"
 #include "base/pciaddr.h"
-#include "base/root.h"
 
 enum qp_header_type {
 	QP_HDR_ENDPOINT = 0,
@@ -115,16 +115,6 @@ struct qp_host {
 	char **warnings;                /* things worth saying that are not errors */
 };
 
-/* Reads the host under root into *host. On failure *host is left empty and *err says
- * which file or device was wrong and why. */
-int qp_host_load(const struct qp_root *root, struct qp_host *host, struct qp_err **err);
-
-/* Without QP_HOST_NAMES libpci is not asked at all: the devices' name fields stay NULL
- * and its second reading of the tree is skipped. Parsing pci.ids is most of the cost
- * of reading a host, and `up` shows no names. */
-#define QP_HOST_NAMES 1u
-int qp_host_load_ex(const struct qp_root *root, unsigned flags, struct qp_host *host,
-		    struct qp_err **err);
 void qp_host_free(struct qp_host *host);
 
 const struct qp_pci_dev *qp_host_dev(const struct qp_host *host, const struct qp_pci_addr *a);

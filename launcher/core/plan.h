@@ -84,10 +84,4 @@ char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib);
 /* "pci.0:06.0": where a device sits in the guest. Caller frees. */
 char *qp_plan_guest_addr(const struct qp_plan_dev *d);
 
-/* Builds plan->argv from the rest of the plan (qemu_argv.c). */
-void qp_plan_build_argv(struct qp_plan *plan, const struct qp_host *h);
-
-/* Quotes an argument for a POSIX shell (only when it needs it). Caller frees. */
-char *qp_shell_quote(const char *s);
-
 #endif

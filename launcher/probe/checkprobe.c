@@ -1,7 +1,7 @@
 /* `qpass check`: the edge. Reads what the host model does not hold, under the system
  * root; asks the QEMU binary what it is (-version, -device help) under a deadline; and
  * reads this process's memlock limit and capabilities. Never changes anything. */
-#include "core/check.h"
+#include "probe/checkprobe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,30 @@
 #include "base/child.h"
 #include "base/util.h"
 #include "vfio/holders.h"
+
+/* --- pure parsers of what the probe reads ---------------------------------------- */
+
+int qp_check_parse_interrupts(const char *text)
+{
+	/* Each line ends with the chip name, then the hwirq and trigger, then the handler:
+	 * "  24:  0  0  IR-PCI-MSI 327680-edge  xhci_hcd". Remapped chips are named IR-*. */
+	for (const char *p = text; (p = strstr(p, "IR-")); p += 3)
+		if (p == text || p[-1] == ' ' || p[-1] == '\t')
+			return 1;
+	return 0;
+}
+
+char *qp_check_parse_qemu_version(const char *text)
+{
+	const char *p = strstr(text, "version ");
+	if (!p)
+		return NULL;
+	p += strlen("version ");
+	size_t n = strspn(p, "0123456789.");
+	return n ? qp_xstrndup(p, n) : NULL;
+}
+
+/* --- the probe ------------------------------------------------------------------- */
 
 /* Reads rel under the root; NULL when it is missing or unreadable. */
 static char *read_opt(const struct qp_root *root, const char *rel)

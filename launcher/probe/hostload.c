@@ -1,59 +1,22 @@
-#include "core/host.h"
+/* Reading the host into the model: PCI devices, IOMMU groups, NUMA nodes, CPUs, the
+ * kernel's command line and modules, /dev. Every value is parsed strictly and every
+ * error names its file; the model is checked for agreement (a group's members name
+ * that group, every CPU of a node exists) before it is handed out. */
+#include "probe/hostload.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe/pcilib.h"
 #include "base/sysparse.h"
 #include "base/util.h"
+#include "probe/pcilib.h"
+#include "probe/sysread.h"
 
 #define PCI_DEVICES "sys/bus/pci/devices"
 #define IOMMU_GROUPS "sys/kernel/iommu_groups"
 #define NODE_DIR "sys/devices/system/node"
 #define CPU_DIR "sys/devices/system/cpu"
-
-static const char *const module_names[QP_MOD_COUNT] = {
-	[QP_MOD_KVM] = "kvm",
-	[QP_MOD_KVM_INTEL] = "kvm_intel",
-	[QP_MOD_KVM_AMD] = "kvm_amd",
-	[QP_MOD_VFIO] = "vfio",
-	[QP_MOD_VFIO_PCI] = "vfio_pci",
-	[QP_MOD_VFIO_IOMMU_TYPE1] = "vfio_iommu_type1",
-};
-
-const char *qp_module_name(enum qp_module m)
-{
-	return m < QP_MOD_COUNT ? module_names[m] : "?";
-}
-
-const char *qp_module_state_name(enum qp_module_state s)
-{
-	switch (s) {
-	case QP_MOD_LOADED:
-		return "loaded";
-	case QP_MOD_BUILTIN:
-		return "builtin";
-	case QP_MOD_ABSENT:
-		return "absent";
-	default:
-		return "?";
-	}
-}
-
-const char *qp_header_type_name(enum qp_header_type t)
-{
-	switch (t) {
-	case QP_HDR_ENDPOINT:
-		return "endpoint";
-	case QP_HDR_BRIDGE:
-		return "bridge";
-	case QP_HDR_CARDBUS:
-		return "cardbus";
-	default:
-		return "?";
-	}
-}
 
 /* Orders for qsort: directory listings sort "node10" before "node2". */
 #define QP_CMP_BY(name, type, field)                                                   \
@@ -66,106 +29,6 @@ QP_CMP_BY(cmp_group, struct qp_iommu_group, id)
 QP_CMP_BY(cmp_hugepages, struct qp_hugepages, size_kb)
 QP_CMP_BY(cmp_node, struct qp_numa_node, id)
 QP_CMP_BY(cmp_cpu, struct qp_cpu, id)
-
-/* --- reading one value, the error naming the file --------------------------------- */
-
-static int name_file(const struct qp_root *r, const char *rel, struct qp_err **err)
-{
-	qp_autofree char *where = qp_root_display(r, rel);
-	return qp_err_prefix(err, "%s", where);
-}
-
-/* Reads rel; *content NULL when optional and absent. */
-static int read_file(const struct qp_root *r, const char *rel, bool optional, char **content,
-		     size_t *len, struct qp_err **err)
-{
-	if (optional)
-		return qp_root_read_opt(r, rel, content, len, err);
-	return qp_root_read(r, rel, content, len, err);
-}
-
-static int read_hex(const struct qp_root *r, const char *dir, const char *file, unsigned bits,
-		    uint32_t *out, struct qp_err **err)
-{
-	qp_autofree char *rel = qp_xasprintf("%s/%s", dir, file);
-	qp_autofree char *c = NULL;
-	if (qp_root_read(r, rel, &c, NULL, err) < 0)
-		return -1;
-	if (qp_parse_sysfs_hex(c, bits, out, err) < 0)
-		return name_file(r, rel, err);
-	return 0;
-}
-
-/* An integer in [min, max]; `dflt` when optional and absent. */
-static int read_int(const struct qp_root *r, const char *rel, bool optional, long min, long max,
-		    long dflt, long *out, struct qp_err **err)
-{
-	qp_autofree char *c = NULL;
-	if (read_file(r, rel, optional, &c, NULL, err) < 0)
-		return -1;
-	if (!c) {
-		*out = dflt;
-		return 0;
-	}
-	if (qp_parse_sysfs_int(c, min, max, out, err) < 0)
-		return name_file(r, rel, err);
-	return 0;
-}
-
-static int read_u64(const struct qp_root *r, const char *rel, uint64_t *out, struct qp_err **err)
-{
-	qp_autofree char *c = NULL;
-	if (qp_root_read(r, rel, &c, NULL, err) < 0)
-		return -1;
-	if (qp_parse_sysfs_u64(c, out, err) < 0)
-		return name_file(r, rel, err);
-	return 0;
-}
-
-/* One line of text, without its newline; NULL when optional and absent. */
-static int read_line(const struct qp_root *r, const char *rel, bool optional, char **out,
-		     struct qp_err **err)
-{
-	*out = NULL;
-	qp_autofree char *c = NULL;
-	size_t len;
-	if (read_file(r, rel, optional, &c, &len, err) < 0)
-		return -1;
-	if (!c)
-		return 0;
-	if (qp_parse_line(c, len, out, err) < 0)
-		return name_file(r, rel, err);
-	return 0;
-}
-
-static int read_cpulist(const struct qp_root *r, const char *rel, struct qp_cpulist *out,
-			struct qp_err **err)
-{
-	qp_autofree char *c = NULL;
-	size_t len;
-	if (qp_root_read(r, rel, &c, &len, err) < 0)
-		return -1;
-	if (strlen(c) != len || qp_cpulist_parse(c, out, err) < 0) {
-		qp_err_set(err, 0, "not a CPU list");
-		return name_file(r, rel, err);
-	}
-	return 0;
-}
-
-/* The name a link points at: ".../<dir>/<name>"; NULL when the link is absent. */
-static int read_link_name(const struct qp_root *r, const char *rel, const char *dir, char **out,
-			  struct qp_err **err)
-{
-	*out = NULL;
-	qp_autofree char *target = NULL;
-	if (qp_root_readlink(r, rel, true, &target, err) < 0)
-		return -1;
-	if (!target)
-		return 0;
-	if (qp_parse_link_name(target, dir, out, err) < 0)
-		return name_file(r, rel, err);
-	return 0;
-}
 
 /* --- PCI devices ---------------------------------------------------------------- */
 
@@ -189,7 +52,7 @@ static int load_reset_methods(const struct qp_root *r, const char *dir, struct q
 {
 	qp_autofree char *rel = qp_xasprintf("%s/reset_method", dir);
 	qp_autofree char *line = NULL;
-	if (read_line(r, rel, true, &line, err) < 0)
+	if (qp_sysread_line(r, rel, true, &line, err) < 0)
 		return -1;
 	if (!line)
 		return 0;
@@ -201,7 +64,7 @@ static int load_reset_methods(const struct qp_root *r, const char *dir, struct q
 			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) {
 				qp_autofree char *q = qp_quote(w);
 				qp_err_set(err, 0, "%s is not a reset method name", q);
-				return name_file(r, rel, err);
+				return qp_sysread_name_file(r, rel, err);
 			}
 		}
 		d->reset_methods = qp_xrealloc(d->reset_methods, (n + 2) * sizeof(char *));
@@ -221,29 +84,41 @@ static int load_header_type(const struct qp_root *r, const char *dir, struct qp_
 	if (qp_root_pread(r, rel, 0x0e, &byte, 1, err) < 0)
 		return -1;
 	if (qp_parse_pci_header_type(byte, &type, &d->multifunction, err) < 0)
-		return name_file(r, rel, err);
+		return qp_sysread_name_file(r, rel, err);
 	d->header_type = (enum qp_header_type)type;
 	return 0;
 }
 
-static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci_dev *d,
-			struct qp_err **err)
+static int load_power_state(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
+			    struct qp_err **err)
 {
-	qp_autofree char *dir = qp_xasprintf(PCI_DEVICES "/%s", name);
-	if (qp_parse_pci_addr(name, &d->addr, err) < 0)
-		return name_file(r, dir, err);
+	qp_autofree char *rel = qp_xasprintf("%s/power_state", dir);
+	if (qp_sysread_line(r, rel, true, &d->power_state, err) < 0)
+		return -1;
+	if (!d->power_state)
+		return 0;
+	for (const char *const *s = power_states; *s; s++)
+		if (!strcmp(*s, d->power_state))
+			return 0;
+	qp_autofree char *q = qp_quote(d->power_state);
+	qp_err_set(err, 0, "unknown power state %s", q);
+	return qp_sysread_name_file(r, rel, err);
+}
 
-	/* Where the device really sits, and its upstream bridge. */
+/* Where the device really sits, and its upstream bridge. */
+static int load_dev_topology(const struct qp_root *r, const char *name, const char *dir,
+			     struct qp_pci_dev *d, struct qp_err **err)
+{
 	qp_autofree char *target = NULL;
 	if (qp_root_readlink(r, dir, false, &target, err) < 0)
 		return -1;
 	if (qp_path_join_link(PCI_DEVICES, target, &d->sysfs_path, err) < 0)
-		return name_file(r, dir, err);
+		return qp_sysread_name_file(r, dir, err);
 	const char *last = strrchr(d->sysfs_path, '/');
 	if (strncmp(d->sysfs_path, "sys/devices/", 12) || !last || strcmp(last + 1, name)) {
 		qp_autofree char *q = qp_quote(target);
 		qp_err_set(err, 0, "expected a link to ../../../devices/.../%s, got %s", name, q);
-		return name_file(r, dir, err);
+		return qp_sysread_name_file(r, dir, err);
 	}
 	const char *prev = last;
 	while (prev > d->sysfs_path && prev[-1] != '/')
@@ -252,47 +127,57 @@ static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci
 	struct qp_err *ignored = NULL;
 	d->has_parent = qp_parse_pci_addr(up, &d->parent, &ignored) == 0;
 	qp_err_free(ignored);
+	return 0;
+}
 
+/* What the device is: its ids, class, revision and header. */
+static int load_dev_identity(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
+			     struct qp_err **err)
+{
 	uint32_t v;
-	if (read_hex(r, dir, "vendor", 16, &v, err) < 0)
+	if (qp_sysread_hex(r, dir, "vendor", 16, &v, err) < 0)
 		return -1;
 	d->vendor = (uint16_t)v;
-	if (read_hex(r, dir, "device", 16, &v, err) < 0)
+	if (qp_sysread_hex(r, dir, "device", 16, &v, err) < 0)
 		return -1;
 	d->device = (uint16_t)v;
-	if (read_hex(r, dir, "subsystem_vendor", 16, &v, err) < 0)
+	if (qp_sysread_hex(r, dir, "subsystem_vendor", 16, &v, err) < 0)
 		return -1;
 	d->subvendor = (uint16_t)v;
-	if (read_hex(r, dir, "subsystem_device", 16, &v, err) < 0)
+	if (qp_sysread_hex(r, dir, "subsystem_device", 16, &v, err) < 0)
 		return -1;
 	d->subdevice = (uint16_t)v;
-	if (read_hex(r, dir, "class", 24, &d->class, err) < 0)
+	if (qp_sysread_hex(r, dir, "class", 24, &d->class, err) < 0)
 		return -1;
-	if (read_hex(r, dir, "revision", 8, &v, err) < 0)
+	if (qp_sysread_hex(r, dir, "revision", 8, &v, err) < 0)
 		return -1;
 	d->revision = (uint8_t)v;
-	if (load_header_type(r, dir, d, err) < 0)
-		return -1;
+	return load_header_type(r, dir, d, err);
+}
 
+/* Where the device stands now: its node and CPUs, driver, group, resets, power. */
+static int load_dev_state(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
+			  struct qp_err **err)
+{
 	qp_autofree char *rel = qp_xasprintf("%s/numa_node", dir);
 	long node;
-	if (read_int(r, rel, true, -1, 65535, -1, &node, err) < 0)
+	if (qp_sysread_int(r, rel, true, -1, 65535, -1, &node, err) < 0)
 		return -1;
 	d->numa_node = (int)node;
 
 	free(rel);
 	rel = qp_xasprintf("%s/local_cpulist", dir);
-	if (read_cpulist(r, rel, &d->local_cpus, err) < 0)
+	if (qp_sysread_cpulist(r, rel, &d->local_cpus, err) < 0)
 		return -1;
 
 	free(rel);
 	rel = qp_xasprintf("%s/driver", dir);
-	if (read_link_name(r, rel, "drivers", &d->driver, err) < 0)
+	if (qp_sysread_link_name(r, rel, "drivers", &d->driver, err) < 0)
 		return -1;
 
 	free(rel);
 	rel = qp_xasprintf("%s/driver_override", dir);
-	if (read_line(r, rel, true, &d->driver_override, err) < 0)
+	if (qp_sysread_line(r, rel, true, &d->driver_override, err) < 0)
 		return -1;
 	if (d->driver_override && !strcmp(d->driver_override, "(null)"))
 		qp_freep(&d->driver_override);
@@ -300,55 +185,37 @@ static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci
 	free(rel);
 	rel = qp_xasprintf("%s/iommu_group", dir);
 	qp_autofree char *group = NULL;
-	if (read_link_name(r, rel, "iommu_groups", &group, err) < 0)
+	if (qp_sysread_link_name(r, rel, "iommu_groups", &group, err) < 0)
 		return -1;
 	long g = -1;
 	if (group && parse_int_name(group, 1L << 30, &g) < 0) {
 		qp_autofree char *q = qp_quote(group);
 		qp_err_set(err, 0, "the group %s is not a number", q);
-		return name_file(r, rel, err);
+		return qp_sysread_name_file(r, rel, err);
 	}
 	d->iommu_group = (int)g;
 
 	free(rel);
 	rel = qp_xasprintf("%s/boot_vga", dir);
 	long bv;
-	if (read_int(r, rel, true, 0, 1, 0, &bv, err) < 0)
+	if (qp_sysread_int(r, rel, true, 0, 1, 0, &bv, err) < 0)
 		return -1;
 	d->boot_vga = bv;
 
 	if (load_reset_methods(r, dir, d, err) < 0)
 		return -1;
-
-	free(rel);
-	rel = qp_xasprintf("%s/power_state", dir);
-	if (read_line(r, rel, true, &d->power_state, err) < 0)
-		return -1;
-	if (d->power_state) {
-		bool known = false;
-		for (const char *const *s = power_states; *s; s++)
-			known = known || !strcmp(*s, d->power_state);
-		if (!known) {
-			qp_autofree char *q = qp_quote(d->power_state);
-			qp_err_set(err, 0, "unknown power state %s", q);
-			return name_file(r, rel, err);
-		}
-	}
-	return 0;
+	return load_power_state(r, dir, d, err);
 }
 
-static void free_pci_dev(struct qp_pci_dev *d)
+static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci_dev *d,
+			struct qp_err **err)
 {
-	free(d->sysfs_path);
-	free(d->name);
-	free(d->vendor_name);
-	free(d->device_name);
-	free(d->class_name);
-	free(d->driver);
-	free(d->driver_override);
-	qp_cpulist_free(&d->local_cpus);
-	qp_strv_free(d->reset_methods);
-	free(d->power_state);
+	qp_autofree char *dir = qp_xasprintf(PCI_DEVICES "/%s", name);
+	if (qp_parse_pci_addr(name, &d->addr, err) < 0)
+		return qp_sysread_name_file(r, dir, err);
+	if (load_dev_topology(r, name, dir, d, err) < 0 || load_dev_identity(r, dir, d, err) < 0)
+		return -1;
+	return load_dev_state(r, dir, d, err);
 }
 
 static int load_pci(const struct qp_root *r, struct qp_host *h, struct qp_err **err)
@@ -390,12 +257,12 @@ static int load_groups(const struct qp_root *r, struct qp_host *h, struct qp_err
 		long id;
 		if (parse_int_name(names[i], 1L << 30, &id) < 0) {
 			rc = qp_err_set(err, 0, "an IOMMU group's name is not a number");
-			name_file(r, dir, err);
+			qp_sysread_name_file(r, dir, err);
 			break;
 		}
 		g->id = (int)id;
 		qp_autofree char *rel = qp_xasprintf("%s/type", dir);
-		if ((rc = read_line(r, rel, true, &g->type, err)) < 0)
+		if ((rc = qp_sysread_line(r, rel, true, &g->type, err)) < 0)
 			break;
 		free(rel);
 		rel = qp_xasprintf("%s/devices", dir);
@@ -410,7 +277,7 @@ static int load_groups(const struct qp_root *r, struct qp_host *h, struct qp_err
 			qp_autofree char *mrel = qp_xasprintf("%s/%s", rel, members[j]);
 			rc = qp_parse_pci_addr(members[j], &g->members[j], err);
 			if (rc < 0) {
-				name_file(r, mrel, err);
+				qp_sysread_name_file(r, mrel, err);
 				break;
 			}
 			g->n_members = j + 1;
@@ -473,16 +340,16 @@ static int load_hugepages(const struct qp_root *r, const char *dir, struct qp_nu
 		if (sscanf(names[i], "hugepages-%31[0-9]kB%n", kb, &end) != 1 ||
 		    names[i][end] != '\0' || qp_parse_sysfs_u64(kb, &size, err) < 0 || !size) {
 			rc = qp_err_set(err, 0, "expected a directory named hugepages-<size>kB");
-			name_file(r, sub, err);
+			qp_sysread_name_file(r, sub, err);
 			break;
 		}
 		hp->size_kb = size;
 		qp_autofree char *rel = qp_xasprintf("%s/nr_hugepages", sub);
-		if ((rc = read_u64(r, rel, &hp->total, err)) < 0)
+		if ((rc = qp_sysread_u64(r, rel, &hp->total, err)) < 0)
 			break;
 		free(rel);
 		rel = qp_xasprintf("%s/free_hugepages", sub);
-		if ((rc = read_u64(r, rel, &hp->free, err)) < 0)
+		if ((rc = qp_sysread_u64(r, rel, &hp->free, err)) < 0)
 			break;
 		nd->n_hugepages = i + 1;
 	}
@@ -498,7 +365,7 @@ static int load_distance(const struct qp_root *r, const char *dir, struct qp_num
 {
 	qp_autofree char *rel = qp_xasprintf("%s/distance", dir);
 	qp_autofree char *line = NULL;
-	if (read_line(r, rel, false, &line, err) < 0)
+	if (qp_sysread_line(r, rel, false, &line, err) < 0)
 		return -1;
 	char *save = NULL;
 	for (char *w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
@@ -506,7 +373,7 @@ static int load_distance(const struct qp_root *r, const char *dir, struct qp_num
 		if (parse_int_name(w, 255, &x) < 0) {
 			qp_autofree char *q = qp_quote(w);
 			qp_err_set(err, 0, "%s is not a distance (0-255)", q);
-			return name_file(r, rel, err);
+			return qp_sysread_name_file(r, rel, err);
 		}
 		nd->distance = qp_xrealloc(nd->distance, (nd->n_distance + 1) * sizeof(int));
 		nd->distance[nd->n_distance++] = (int)x;
@@ -530,7 +397,7 @@ static int load_nodes(const struct qp_root *r, struct qp_host *h, struct qp_err 
 		nd->id = (int)id;
 		qp_autofree char *dir = qp_xasprintf(NODE_DIR "/%s", names[i]);
 		qp_autofree char *rel = qp_xasprintf("%s/cpulist", dir);
-		if ((rc = read_cpulist(r, rel, &nd->cpus, err)) < 0)
+		if ((rc = qp_sysread_cpulist(r, rel, &nd->cpus, err)) < 0)
 			break;
 		free(rel);
 		rel = qp_xasprintf("%s/meminfo", dir);
@@ -539,7 +406,7 @@ static int load_nodes(const struct qp_root *r, struct qp_host *h, struct qp_err 
 			break;
 		rc = qp_parse_node_meminfo(mi, nd->id, &nd->mem_total_kb, &nd->mem_free_kb, err);
 		if (rc < 0) {
-			name_file(r, rel, err);
+			qp_sysread_name_file(r, rel, err);
 			break;
 		}
 		if ((rc = load_distance(r, dir, nd, err)) < 0)
@@ -557,7 +424,7 @@ static int load_nodes(const struct qp_root *r, struct qp_host *h, struct qp_err 
 							     h->nodes[i].id);
 			qp_err_set(err, 0, "%zu distances for %zu nodes", h->nodes[i].n_distance,
 				   h->n_nodes);
-			return name_file(r, rel, err);
+			return qp_sysread_name_file(r, rel, err);
 		}
 	}
 	return 0;
@@ -571,7 +438,7 @@ static int load_cpu(const struct qp_root *r, const char *name, long id, struct q
 	qp_autofree char *rel = qp_xasprintf(CPU_DIR "/%s/online", name);
 	long online;
 	/* cpu0 usually has no "online" file: it cannot be taken offline. */
-	if (read_int(r, rel, true, 0, 1, 1, &online, err) < 0)
+	if (qp_sysread_int(r, rel, true, 0, 1, 1, &online, err) < 0)
 		return -1;
 	c->online = online;
 	free(rel);
@@ -585,21 +452,21 @@ static int load_cpu(const struct qp_root *r, const char *name, long id, struct q
 	long v;
 	free(rel);
 	rel = qp_xasprintf(CPU_DIR "/%s/topology/physical_package_id", name);
-	if (read_int(r, rel, false, -1, 1L << 30, -1, &v, err) < 0)
+	if (qp_sysread_int(r, rel, false, -1, 1L << 30, -1, &v, err) < 0)
 		return -1;
 	c->package = (int)v;
 	free(rel);
 	rel = qp_xasprintf(CPU_DIR "/%s/topology/core_id", name);
-	if (read_int(r, rel, false, -1, 1L << 30, -1, &v, err) < 0)
+	if (qp_sysread_int(r, rel, false, -1, 1L << 30, -1, &v, err) < 0)
 		return -1;
 	c->core = (int)v;
 	free(rel);
 	rel = qp_xasprintf(CPU_DIR "/%s/topology/thread_siblings_list", name);
-	if (read_cpulist(r, rel, &c->siblings, err) < 0)
+	if (qp_sysread_cpulist(r, rel, &c->siblings, err) < 0)
 		return -1;
 	if (!qp_cpulist_has(&c->siblings, c->id)) {
 		qp_err_set(err, 0, "the list of a CPU's threads must hold the CPU itself");
-		return name_file(r, rel, err);
+		return qp_sysread_name_file(r, rel, err);
 	}
 	return 0;
 }
@@ -639,12 +506,12 @@ static int load_cpus(const struct qp_root *r, struct qp_host *h, struct qp_err *
 			qp_autofree char *rel = qp_xasprintf(NODE_DIR "/node%d/cpulist", nd->id);
 			if (!c) {
 				qp_err_set(err, 0, "CPU %d is not in " CPU_DIR, nd->cpus.cpu[j]);
-				return name_file(r, rel, err);
+				return qp_sysread_name_file(r, rel, err);
 			}
 			if (c->node >= 0) {
 				qp_err_set(err, 0, "CPU %d is in node %d and node %d", c->id, c->node,
 					   nd->id);
-				return name_file(r, rel, err);
+				return qp_sysread_name_file(r, rel, err);
 			}
 			c->node = nd->id;
 		}
@@ -656,7 +523,7 @@ static int load_cpus(const struct qp_root *r, struct qp_host *h, struct qp_err *
 
 static int load_kernel(const struct qp_root *r, struct qp_host *h, struct qp_err **err)
 {
-	if (read_line(r, "proc/cmdline", false, &h->cmdline, err) < 0)
+	if (qp_sysread_line(r, "proc/cmdline", false, &h->cmdline, err) < 0)
 		return -1;
 
 	/* /proc/cpuinfo is free text: qpass takes what it knows from the first processor. */
@@ -689,11 +556,12 @@ static int load_kernel(const struct qp_root *r, struct qp_host *h, struct qp_err
 		return -1;
 	char **loaded = NULL;
 	if (mods && qp_parse_proc_modules(mods, &loaded, err) < 0)
-		return name_file(r, "proc/modules", err);
+		return qp_sysread_name_file(r, "proc/modules", err);
 	for (int m = 0; m < QP_MOD_COUNT; m++) {
-		qp_autofree char *dir = qp_xasprintf("sys/module/%s", module_names[m]);
+		const char *name = qp_module_name((enum qp_module)m);
+		qp_autofree char *dir = qp_xasprintf("sys/module/%s", name);
 		qp_autofree char *initstate = qp_xasprintf("%s/initstate", dir);
-		if (qp_strv_contains(loaded, module_names[m]))
+		if (qp_strv_contains(loaded, name))
 			h->modules[m] = QP_MOD_LOADED;
 		else if (!qp_root_exists(r, dir))
 			h->modules[m] = QP_MOD_ABSENT;
@@ -731,31 +599,6 @@ static int load_dev(const struct qp_root *r, struct qp_host *h, struct qp_err **
 
 /* --- the whole host ------------------------------------------------------------- */
 
-size_t qp_host_select(const struct qp_host *host, const struct qp_pci_addr *a,
-		      bool all_functions, struct qp_pci_addr **out, size_t *n)
-{
-	size_t found = 0;
-	for (size_t i = 0; i < host->n_devs; i++) {
-		const struct qp_pci_dev *d = &host->devs[i];
-		bool match = all_functions ? qp_pci_same_slot(&d->addr, a)
-					   : !qp_pci_addr_cmp(&d->addr, a);
-		if (!match || d->header_type == QP_HDR_BRIDGE)
-			continue;
-		*out = qp_xrealloc(*out, (*n + 1) * sizeof(**out));
-		(*out)[(*n)++] = d->addr;
-		found++;
-	}
-	return found;
-}
-
-const struct qp_hugepages *qp_node_hugepages(const struct qp_numa_node *nd, uint64_t size_kb)
-{
-	for (size_t i = 0; i < nd->n_hugepages; i++)
-		if (nd->hugepages[i].size_kb == size_kb)
-			return &nd->hugepages[i];
-	return NULL;
-}
-
 int qp_host_load(const struct qp_root *root, struct qp_host *host, struct qp_err **err)
 {
 	return qp_host_load_ex(root, QP_HOST_NAMES, host, err);
@@ -788,66 +631,3 @@ int qp_host_load_ex(const struct qp_root *root, unsigned flags, struct qp_host *
 	return 0;
 }
 
-void qp_host_free(struct qp_host *h)
-{
-	free(h->root);
-	for (size_t i = 0; i < h->n_devs; i++)
-		free_pci_dev(&h->devs[i]);
-	free(h->devs);
-	for (size_t i = 0; i < h->n_groups; i++) {
-		free(h->groups[i].type);
-		free(h->groups[i].members);
-	}
-	free(h->groups);
-	for (size_t i = 0; i < h->n_nodes; i++) {
-		qp_cpulist_free(&h->nodes[i].cpus);
-		free(h->nodes[i].hugepages);
-		free(h->nodes[i].distance);
-	}
-	free(h->nodes);
-	for (size_t i = 0; i < h->n_cpus; i++)
-		qp_cpulist_free(&h->cpus[i].siblings);
-	free(h->cpus);
-	free(h->cmdline);
-	free(h->cpu_vendor);
-	free(h->vfio_groups);
-	qp_strv_free(h->warnings);
-	memset(h, 0, sizeof(*h));
-}
-
-const struct qp_pci_dev *qp_host_dev(const struct qp_host *h, const struct qp_pci_addr *a)
-{
-	for (size_t i = 0; i < h->n_devs; i++)
-		if (!qp_pci_addr_cmp(&h->devs[i].addr, a))
-			return &h->devs[i];
-	return NULL;
-}
-
-const struct qp_iommu_group *qp_host_group(const struct qp_host *h, int id)
-{
-	for (size_t i = 0; i < h->n_groups; i++)
-		if (h->groups[i].id == id)
-			return &h->groups[i];
-	return NULL;
-}
-
-const struct qp_numa_node *qp_host_node(const struct qp_host *h, int id)
-{
-	for (size_t i = 0; i < h->n_nodes; i++)
-		if (h->nodes[i].id == id)
-			return &h->nodes[i];
-	return NULL;
-}
-
-const struct qp_cpu *qp_host_cpu(const struct qp_host *h, int id)
-{
-	for (size_t i = 0; i < h->n_cpus; i++)
-		if (h->cpus[i].id == id)
-			return &h->cpus[i];
-	return NULL;
-}
-
-bool qp_host_iommu_on(const struct qp_host *h)
-{
-	return h->n_groups > 0;
-}

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "core/advice.h"
-#include "core/host.h"
+#include "probe/hostload.h"
 #include "probe/pcilib.h"
 #include "base/util.h"
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/check.h"
+#include "probe/checkprobe.h"
 #include "base/cpulist.h"
 #include "base/sysparse.h"
 #include "base/root.h"

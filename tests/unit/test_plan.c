@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "probe/hostload.h"
 #include "core/plan.h"
 #include "base/util.h"
 
