@@ -1,9 +1,7 @@
 #include "vfio/bind.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,177 +11,14 @@
 #include <unistd.h>
 
 #include "vfio/holders.h"
+#include "vfio/journal.h"
 #include "vfio/sysfs.h"
 #include "base/kernel.h"
-#include "base/rundir.h"
 #include "base/sysparse.h"
 #include "base/util.h"
 
 #define WRITE_TIMEOUT_MS 10000
 #define LINK_WAIT_MS 3000
-
-/* --- the journal ---------------------------------------------------------------- */
-
-struct entry {
-	struct qp_pci_addr addr;
-	char *driver;    /* the driver it had; NULL: none */
-	char *override;  /* the driver_override it had; NULL: none */
-};
-
-struct journal {
-	char *path;
-	struct entry *e;
-	size_t n;
-};
-
-static char *journal_dir(void)
-{
-	return qp_xasprintf("%s/journal", qp_rundir());
-}
-
-static void journal_free(struct journal *j)
-{
-	for (size_t i = 0; i < j->n; i++) {
-		free(j->e[i].driver);
-		free(j->e[i].override);
-	}
-	free(j->e);
-	free(j->path);
-	memset(j, 0, sizeof(*j));
-}
-
-static const char *str_member(json_object *o, const char *key)
-{
-	json_object *v = json_object_object_get(o, key);
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-static int journal_load(const char *owner, struct journal *j, struct qp_err **err)
-{
-	memset(j, 0, sizeof(*j));
-	qp_autofree char *dir = journal_dir();
-	j->path = qp_xasprintf("%s/%s.json", dir, owner);
-	json_object *root = json_object_from_file(j->path);
-	if (!root) {
-		if (access(j->path, F_OK) < 0 && errno == ENOENT)
-			return 0;
-		qp_err_set(err, 0, "the journal %s is unreadable", j->path);
-		return qp_err_hint(err, "it records which driver each device had; compare it "
-				   "with `qpass list --all` and fix or remove it by hand");
-	}
-	json_object *entries = json_object_object_get(root, "functions");
-	size_t n = json_object_is_type(entries, json_type_array) ? json_object_array_length(entries)
-								 : 0;
-	j->e = qp_xcalloc(n ? n : 1, sizeof(*j->e));
-	for (size_t i = 0; i < n; i++) {
-		json_object *x = json_object_array_get_idx(entries, i);
-		const char *a = str_member(x, "address");
-		struct qp_err *pe = NULL;
-		if (!a || qp_parse_pci_addr(a, &j->e[j->n].addr, &pe) < 0) {
-			qp_err_free(pe);
-			json_object_put(root);
-			return qp_err_set(err, 0, "the journal %s: entry %zu has no valid address",
-					  j->path, i);
-		}
-		const char *d = str_member(x, "driver"), *o = str_member(x, "driver_override");
-		j->e[j->n].driver = d ? qp_xstrdup(d) : NULL;
-		j->e[j->n].override = o ? qp_xstrdup(o) : NULL;
-		j->n++;
-	}
-	json_object_put(root);
-	return 0;
-}
-
-/* Writes the journal so that a crash leaves either the old or the new one: a temporary
- * file, fsync'd, renamed over, and the directory fsync'd. An empty journal is removed. */
-static int journal_save(const struct journal *j, struct qp_err **err)
-{
-	qp_autofree char *dir = journal_dir();
-	if (mkdir(qp_rundir(), 0755) < 0 && errno != EEXIST)
-		return qp_err_set(err, errno, "cannot create %s", qp_rundir());
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return qp_err_set(err, errno, "cannot create %s", dir);
-	if (!j->n) {
-		if (unlink(j->path) < 0 && errno != ENOENT)
-			return qp_err_set(err, errno, "cannot remove %s", j->path);
-	} else {
-		json_object *root = json_object_new_object();
-		json_object_object_add(root, "version", json_object_new_int(1));
-		json_object *a = json_object_new_array();
-		for (size_t i = 0; i < j->n; i++) {
-			char addr[QP_PCI_ADDR_LEN];
-			qp_pci_addr_fmt(&j->e[i].addr, addr);
-			json_object *x = json_object_new_object();
-			json_object_object_add(x, "address", json_object_new_string(addr));
-			json_object_object_add(x, "driver", j->e[i].driver ?
-					       json_object_new_string(j->e[i].driver) : NULL);
-			json_object_object_add(x, "driver_override", j->e[i].override ?
-					       json_object_new_string(j->e[i].override) : NULL);
-			json_object_array_add(a, x);
-		}
-		json_object_object_add(root, "functions", a);
-		qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(
-								    root, JSON_C_TO_STRING_PRETTY));
-		json_object_put(root);
-		qp_autofree char *tmp = qp_xasprintf("%s.tmp", j->path);
-		qp_autoclose int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return qp_err_set(err, errno, "cannot write %s", tmp);
-		size_t len = strlen(text);
-		if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
-			return qp_err_set(err, errno, "cannot write %s", tmp);
-		if (rename(tmp, j->path) < 0)
-			return qp_err_set(err, errno, "cannot rename %s", tmp);
-	}
-	qp_autoclose int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		return qp_err_set(err, errno, "cannot sync %s", dir);
-	return 0;
-}
-
-static struct entry *journal_find(struct journal *j, const struct qp_pci_addr *a)
-{
-	for (size_t i = 0; i < j->n; i++)
-		if (!qp_pci_addr_cmp(&j->e[i].addr, a))
-			return &j->e[i];
-	return NULL;
-}
-
-bool qp_vfio_journaled(const char *owner, const struct qp_pci_addr *a)
-{
-	struct journal j;
-	if (journal_load(owner, &j, NULL) < 0)
-		return false;
-	bool found = a ? journal_find(&j, a) != NULL : j.n > 0;
-	journal_free(&j);
-	return found;
-}
-
-char **qp_vfio_journals(void)
-{
-	char **v = qp_xcalloc(1, sizeof(char *));
-	qp_autofree char *dir = journal_dir();
-	DIR *d = opendir(dir);
-	if (!d)
-		return v;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-		if (n > 5 && !strcmp(e->d_name + n - 5, ".json"))
-			qp_strv_push(&v, qp_xstrndup(e->d_name, n - 5));
-	}
-	closedir(d);
-	size_t n = 0;
-	while (v[n])
-		n++;
-	for (size_t i = 1; i < n; i++)
-		for (size_t k = i; k && strcmp(v[k - 1], v[k]) > 0; k--) {
-			char *t = v[k];
-			v[k] = v[k - 1];
-			v[k - 1] = t;
-		}
-	return v;
-}
 
 /* --- one function's state in sysfs ---------------------------------------------- */
 
@@ -268,7 +103,7 @@ static int write_attr(const struct qp_root *root, const char *rel, const char *d
 /* Puts one function back as the journal entry says; nothing when it already is. With
  * release_only, only takes it off the driver it has now, when that is not the
  * journaled one (the first of restore's two passes). */
-static int restore_one(const struct qp_root *root, const struct entry *e, bool release_only,
+static int restore_one(const struct qp_root *root, const struct qp_journal_entry *e, bool release_only,
 		       struct qp_err **err)
 {
 	char addr[QP_PCI_ADDR_LEN];
@@ -325,7 +160,7 @@ static int ensure_vfio_driver(const struct qp_root *root, struct qp_err **err)
 	return 0;
 }
 
-static int bind_one(const struct qp_root *root, struct journal *j, const struct qp_pci_addr *a,
+static int bind_one(const struct qp_root *root, struct qp_journal *j, const struct qp_pci_addr *a,
 		    struct qp_err **err)
 {
 	char addr[QP_PCI_ADDR_LEN];
@@ -334,11 +169,11 @@ static int bind_one(const struct qp_root *root, struct journal *j, const struct 
 	if (read_state(root, addr, &now, err) < 0)
 		return -1;
 	/* The journal first: after a crash, restore must know what this function had. */
-	if (!journal_find(j, a)) {
+	if (!qp_journal_find(j, a)) {
 		j->e = qp_xrealloc(j->e, (j->n + 1) * sizeof(*j->e));
-		j->e[j->n++] = (struct entry){ *a, now.driver ? qp_xstrdup(now.driver) : NULL,
+		j->e[j->n++] = (struct qp_journal_entry){ *a, now.driver ? qp_xstrdup(now.driver) : NULL,
 					       now.override ? qp_xstrdup(now.override) : NULL };
-		if (journal_save(j, err) < 0) {
+		if (qp_journal_save(j, err) < 0) {
 			state_free(&now);
 			return -1;
 		}
@@ -377,14 +212,14 @@ static int bind_one(const struct qp_root *root, struct journal *j, const struct 
 int qp_vfio_bind(const struct qp_root *root, const char *owner, const struct qp_pci_addr *addrs,
 		 size_t n, struct qp_err **err)
 {
-	struct journal j;
-	if (journal_load(owner, &j, err) < 0)
+	struct qp_journal j;
+	if (qp_journal_load(owner, &j, err) < 0)
 		return -1;
 	int rc = ensure_vfio_driver(root, err);
 	size_t done = 0;
 	for (; rc == 0 && done < n; done++)
 		rc = bind_one(root, &j, &addrs[done], err);
-	journal_free(&j);
+	qp_journal_free(&j);
 	if (rc == 0)
 		return 0;
 	/* Nothing is left half bound: every function this call touched goes back. */
@@ -400,8 +235,8 @@ int qp_vfio_bind(const struct qp_root *root, const char *owner, const struct qp_
 int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		    const struct qp_pci_addr *addrs, size_t n, struct qp_err **err)
 {
-	struct journal j;
-	if (journal_load(owner, &j, err) < 0)
+	struct qp_journal j;
+	if (qp_journal_load(owner, &j, err) < 0)
 		return -1;
 	int rc = 0;
 	bool *skip = qp_xcalloc(j.n ? j.n : 1, sizeof(bool));
@@ -448,8 +283,8 @@ int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		j.n--;
 	}
 	free(skip);
-	if (journal_save(&j, rc < 0 ? NULL : err) < 0 && rc == 0)
+	if (qp_journal_save(&j, rc < 0 ? NULL : err) < 0 && rc == 0)
 		rc = -1;
-	journal_free(&j);
+	qp_journal_free(&j);
 	return rc;
 }

@@ -1,7 +1,7 @@
 /* Binding PCI functions to vfio-pci, and giving them back, never half way.
  *
  * Before it changes anything, qpass records each function's driver and driver_override
- * in a journal (RUNDIR/journal/OWNER.json, written atomically and fsync'd). Binding is
+ * in a journal (vfio/journal.h: RUNDIR/journal/OWNER.json, atomic, fsync'd). Binding is
  * driver_override=vfio-pci, unbind from the current driver, drivers_probe, then a check
  * that the driver link points to vfio-pci. Restoring replays the journal: the recorded
  * override, unbind from vfio-pci, bind the recorded driver, check the link. Restoring
@@ -26,11 +26,5 @@ int qp_vfio_bind(const struct qp_root *root, const char *owner, const struct qp_
  * nothing to do. */
 int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		    const struct qp_pci_addr *addrs, size_t n, struct qp_err **err);
-
-/* Whether owner's journal records function a (with a NULL: whether it has a journal). */
-bool qp_vfio_journaled(const char *owner, const struct qp_pci_addr *a);
-
-/* The owners that have a journal (NULL-terminated, sorted). */
-char **qp_vfio_journals(void);
 
 #endif

@@ -92,3 +92,18 @@ void qp_err_report(struct qp_err **err)
 	}
 	qp_err_freep(err);
 }
+
+void qp_vsay(const char *subject, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "qpass: %s: ", subject);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void qp_say(const char *subject, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	qp_vsay(subject, fmt, ap);
+	va_end(ap);
+}

@@ -35,4 +35,9 @@ void qp_err_report(struct qp_err **err);
 
 #define qp_autoerr __attribute__((cleanup(qp_err_freep)))
 
+/* Prints "qpass: SUBJECT: MSG" to stderr: what a command that runs a while (up, a VM's
+ * supervisor) tells as it goes. */
+void qp_say(const char *subject, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void qp_vsay(const char *subject, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 #endif

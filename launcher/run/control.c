@@ -1,10 +1,10 @@
 #include "run/control.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -12,10 +12,107 @@
 #include "base/rundir.h"
 #include "base/util.h"
 
+/* --- both ends' sockets ---------------------------------------------------------- */
+
+int qp_unix_listen(const char *path, int flags, struct qp_err **err)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(a.sun_path))
+		return qp_err_set(err, 0, "%s: the path is too long for a socket", path);
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		return qp_err_set(err, errno, "socket");
+	mode_t old = umask(0077);
+	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (rc < 0 || listen(fd, 8) < 0) {
+		int e = errno;
+		close(fd);
+		return qp_err_set(err, e, "cannot listen on %s", path);
+	}
+	return fd;
+}
+
+/* --- the server ------------------------------------------------------------------ */
+
+int qp_ctl_listen(const char *name, struct qp_err **err)
+{
+	qp_autofree char *path = qp_rundir_vm(name, QP_VM_CONTROL);
+	unlink(path);
+	return qp_unix_listen(path, SOCK_NONBLOCK, err);
+}
+
+json_object *qp_ctl_reply(void)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	return o;
+}
+
+json_object *qp_ctl_reply_error(const char *msg)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(false));
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return o;
+}
+
+/* Reads the request (one line, within the socket's timeouts) and asks the handler. */
+static json_object *answer(int c, qp_ctl_handler handler, void *ctx)
+{
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	char buf[65536];
+	size_t n = 0;
+	while (n < sizeof(buf) - 1) {
+		ssize_t r = read(c, buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (memchr(buf, '\n', n))
+			break;
+	}
+	buf[n] = '\0';
+	json_object *req = json_tokener_parse(buf), *reply;
+	if (!json_object_is_type(req, json_type_object))
+		reply = qp_ctl_reply_error("a request is one JSON object on one line");
+	else
+		reply = handler(ctx, req);
+	json_object_put(req);
+	return reply;
+}
+
+void qp_ctl_serve_one(int listen_fd, qp_ctl_handler handler, void *ctx)
+{
+	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	json_object *reply = NULL;
+	/* Only root, or the user qpass runs as, may control the VM. */
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != geteuid()))
+		reply = qp_ctl_reply_error("permission denied");
+	else
+		reply = answer(c, handler, ctx);
+	qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(
+							     reply, JSON_C_TO_STRING_PLAIN));
+	json_object_put(reply);
+	if (send(c, text, strlen(text), MSG_NOSIGNAL) < 0) {
+		/* The client went away; nothing to tell it. */
+	}
+	close(c);
+}
+
+/* --- the client ------------------------------------------------------------------ */
+
 int qp_ctl_call(const char *name, json_object *req, json_object **reply, struct qp_err **err)
 {
 	*reply = NULL;
-	qp_autofree char *path = qp_xasprintf("%s/%s/control.sock", qp_rundir(), name);
+	qp_autofree char *path = qp_rundir_vm(name, QP_VM_CONTROL);
 	qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(
 							    req, JSON_C_TO_STRING_PLAIN));
 	json_object_put(req);
@@ -68,30 +165,29 @@ int qp_ctl_call(const char *name, json_object *req, json_object **reply, struct 
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+json_object *qp_ctl_req_status(void)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "command", json_object_new_string("status"));
+	return req;
 }
 
-char **qp_ctl_names(void)
+json_object *qp_ctl_req_down(bool force, long timeout)
 {
-	char **v = qp_xcalloc(1, sizeof(char *));
-	size_t n = 0;
-	DIR *d = opendir(qp_rundir());
-	if (!d)
-		return v;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		qp_autofree char *sock = qp_xasprintf("%s/%s/control.sock", qp_rundir(), e->d_name);
-		if (access(sock, F_OK) < 0)
-			continue;
-		v = qp_xrealloc(v, (n + 2) * sizeof(char *));
-		v[n++] = qp_xstrdup(e->d_name);
-		v[n] = NULL;
-	}
-	closedir(d);
-	qsort(v, n, sizeof(char *), cmp_str);
-	return v;
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "command", json_object_new_string("down"));
+	json_object_object_add(req, "force", json_object_new_boolean(force));
+	if (timeout > 0)
+		json_object_object_add(req, "timeout", json_object_new_int((int)timeout));
+	return req;
+}
+
+json_object *qp_ctl_req_qmp(const char *execute, json_object *args)
+{
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "command", json_object_new_string("qmp"));
+	json_object_object_add(req, "execute", json_object_new_string(execute));
+	if (args)
+		json_object_object_add(req, "arguments", args);
+	return req;
 }

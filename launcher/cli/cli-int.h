@@ -1,0 +1,69 @@
+/* What the commands share: for the files of cli/ only (cli.h is the interface). The
+ * helpers report their own errors to stderr; they return -1 to go on, or an exit
+ * status to stop with. */
+#ifndef QP_CLI_INT_H
+#define QP_CLI_INT_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "base/exit.h"
+#include "base/root.h"
+#include "core/host.h"
+#include "profiles/profile.h"
+
+/* The global options. */
+struct globals {
+	const char *sysroot;
+};
+
+/* What the read-only commands share: --json, --all (where it applies), --sysroot and
+ * --help, in any order among the arguments. */
+struct flags {
+	bool json, all;
+};
+
+/* "qpass: MSG" and "Try 'qpass --help'." on stderr; returns QP_EXIT_USAGE. */
+int qp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Flushes stdout and reports a failed write (a full disk, a closed pipe): rc, or
+ * QP_EXIT_FAIL. */
+int qp_cli_finish(int rc);
+
+/* Opens the system root and reads the host under it (flags: qp_host_load_ex's), and
+ * says the host's warnings. On failure the error is reported and nothing stays open. */
+int qp_cli_open_host(const struct globals *g, unsigned flags, struct qp_root *root,
+		     struct qp_host *h);
+
+/* The host with names, for the commands that read nothing else under the root. */
+int qp_cli_load_host(const struct globals *g, struct qp_host *h);
+
+/* Prints a command's result: JSON when doc, else text; takes both. */
+int qp_cli_emit(json_object *doc, char *text);
+
+/* Reads a profile, or reports why not; the state directory comes from the
+ * environment ($QPASS_STATEDIR). */
+int qp_cli_load_profile(const char *path, struct qp_profile *p);
+
+/* Parses --json, --all (when with_all), --sysroot, --help: -1 to go on, else an exit
+ * status. */
+int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usage,
+		       bool with_all, struct flags *f);
+
+/* What `plan` and `up` start with: their options, one PROFILE argument, the profile
+ * read. -1 to go on (*p loaded), else the exit status. */
+int qp_cli_profile_command(struct globals *g, int argc, char **argv, const char *usage,
+			   bool json_ok, struct flags *f, struct qp_profile *p);
+
+/* The commands: argv[0] is the command's name. */
+int qp_cmd_list(struct globals *g, int argc, char **argv);
+int qp_cmd_check(struct globals *g, int argc, char **argv);
+int qp_cmd_plan(struct globals *g, int argc, char **argv);
+int qp_cmd_up(struct globals *g, int argc, char **argv);
+int qp_cmd_down(struct globals *g, int argc, char **argv);
+int qp_cmd_status(struct globals *g, int argc, char **argv);
+int qp_cmd_qmp(struct globals *g, int argc, char **argv);
+int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv);
+int qp_cmd_restore(struct globals *g, int argc, char **argv);
+
+#endif

@@ -1,0 +1,144 @@
+/* The commands that read the host: list, check. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "cli/check_show.h"
+#include "cli/cli-int.h"
+#include "cli/list.h"
+#include "core/check.h"
+#include "probe/checkprobe.h"
+#include "probe/hostload.h"
+
+static const char list_usage[] =
+	"Usage: qpass [--sysroot DIR] list [--all] [--json]\n"
+	"\n"
+	"Shows every GPU (PCI class 03xx) with all functions of its slot (VGA, audio,\n"
+	"USB, serial), its IOMMU group and the group's other members, its NUMA node,\n"
+	"local CPUs and current drivers; then the NUMA nodes and whether the IOMMU,\n"
+	"KVM and VFIO are ready. Reads only; changes nothing.\n"
+	"\n"
+	"  --all    also every other PCI device\n"
+	"  --json   JSON for scripts (schema: docs/list-json.md)\n"
+	"  --sysroot DIR  as the global option\n";
+
+static const char check_usage[] =
+	"Usage: qpass [--sysroot DIR] check [PROFILE] [--device ADDR] [--json]\n"
+	"\n"
+	"Checks what passthrough needs before QEMU starts, and says for each finding\n"
+	"that is not OK what to do on this host (the command, or the file and line to\n"
+	"change). The host: CPU virtualization, IOMMU, interrupt remapping, the VFIO\n"
+	"modules, /dev/kvm, QEMU and its vfio-pci, the memlock limit, hugepages.\n"
+	"With PROFILE (or --device ADDR: 04:00 for every function, 04:00.1 for one):\n"
+	"the IOMMU groups as the planner sees them, a boot framebuffer in a GPU's BARs,\n"
+	"processes holding the device, an empty reset_method, D3cold, OVMF, and free\n"
+	"memory, CPUs and hugepages on the VM's NUMA node. Reads only; changes nothing.\n"
+	"\n"
+	"  --device ADDR  check these functions instead of a profile's\n"
+	"  --json         JSON for scripts (schema: docs/check-json.md)\n"
+	"  --sysroot DIR  as the global option\n"
+	"\n"
+	"Exit status: 0 when no check FAILs (WARN does not fail); 1 when one does;\n"
+	"2 a wrong command line.\n";
+
+int qp_cmd_list(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	int rc = qp_cli_parse_flags(g, argc, argv, list_usage, true, &f);
+	if (rc >= 0)
+		return rc;
+	if (optind < argc)
+		return qp_cli_usage_error("list: unexpected argument '%s'", argv[optind]);
+
+	struct qp_host h;
+	if (qp_cli_load_host(g, &h) < 0)
+		return QP_EXIT_FAIL;
+	struct qp_list_opts lo = { .all = f.all };
+	if (f.json && !qp_host_iommu_on(&h))
+		fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
+	rc = qp_cli_emit(f.json ? qp_list_json(&h, &lo) : NULL, f.json ? NULL : qp_list_text(&h, &lo));
+	qp_host_free(&h);
+	return qp_cli_finish(rc);
+}
+
+int qp_cmd_check(struct globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "sysroot", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *device = NULL;
+	bool json = false;
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			device = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			g->sysroot = optarg;
+			break;
+		case 'h':
+			fputs(check_usage, stdout);
+			return qp_cli_finish(QP_EXIT_OK);
+		case ':':
+			return qp_cli_usage_error("check: %s needs a value", argv[optind - 1]);
+		default:
+			return qp_cli_usage_error("check: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc - 1)
+		return qp_cli_usage_error("check: one profile at a time");
+	const char *profile = optind < argc ? argv[optind] : NULL;
+	if (profile && device)
+		return qp_cli_usage_error("check: a profile or --device, not both");
+
+	struct qp_profile p;
+	if (profile && qp_cli_load_profile(profile, &p) < 0)
+		return QP_EXIT_FAIL;
+	struct qp_root root;
+	struct qp_host h;
+	if (qp_cli_open_host(g, QP_HOST_NAMES, &root, &h) < 0) {
+		if (profile)
+			qp_profile_free(&p);
+		return QP_EXIT_FAIL;
+	}
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_check_target t = { 0 };
+	int rc = 0;
+	if (profile)
+		qp_check_target_profile(&p, &h, &t);
+	else if (device && qp_check_target_device(device, &h, &t, &err) < 0)
+		rc = -1;
+	if (rc < 0) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	} else {
+		struct qp_check_facts facts;
+		struct qp_check_report report;
+		qp_check_probe(&root, &h, &t, &facts);
+		qp_check_eval(&h, &t, &facts, &report);
+		rc = qp_cli_emit(json ? qp_check_json(&report) : NULL, json ? NULL : qp_check_text(&report));
+		if (rc == QP_EXIT_OK && report.n[QP_CHECK_FAIL])
+			rc = QP_EXIT_FAIL;
+		qp_check_report_free(&report);
+		qp_check_facts_free(&facts);
+	}
+	qp_check_target_free(&t);
+	qp_host_free(&h);
+	qp_root_close(&root);
+	if (profile)
+		qp_profile_free(&p);
+	return qp_cli_finish(rc);
+}

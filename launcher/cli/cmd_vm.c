@@ -1,0 +1,307 @@
+/* The commands of a VM: plan, up, and those that reach its running supervisor over
+ * the control socket (run/control.h): down, status, qmp. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/jsonout.h"
+#include "base/rundir.h"
+#include "base/util.h"
+#include "cli/cli-int.h"
+#include "cli/plan_show.h"
+#include "core/plan.h"
+#include "probe/hostload.h"
+#include "run/control.h"
+#include "run/up.h"
+#include "run/vmdir.h"
+#include "vfio/journal.h"
+
+static const char plan_usage[] =
+	"Usage: qpass [--sysroot DIR] plan PROFILE [--json]\n"
+	"\n"
+	"Plans the VM of PROFILE (a JSON file, docs/profile.md) on this host and shows\n"
+	"the plan: each passed-through function with its IOMMU group, NUMA node, current\n"
+	"driver and guest slot; the vCPU -> host CPU pins and the emulator CPUs; the\n"
+	"memory node; and the exact QEMU command line, one option per line, quoted for\n"
+	"a shell. Reads only; changes nothing. When no valid plan exists it says why and\n"
+	"how to fix it, and exits 1.\n"
+	"\n"
+	"  --json   JSON for scripts (schema: docs/plan-json.md)\n"
+	"  --sysroot DIR  as the global option\n";
+
+static const char up_usage[] =
+	"Usage: qpass [--sysroot DIR] up PROFILE\n"
+	"\n"
+	"Starts the VM of PROFILE as `qpass plan` shows it: QEMU starts paused, every\n"
+	"vCPU thread is pinned to its host CPU and QEMU's other threads to the emulator\n"
+	"CPUs, the pins are read back from /proc, and only then does the guest run.\n"
+	"qpass stays in the foreground (fit for systemd and scripts), logs QEMU's output,\n"
+	"and applies the profile's lifecycle: on_poweroff, on_reboot, on_crash.\n"
+	"\n"
+	"SIGTERM or SIGINT asks the guest to power off (ACPI), waits up to the profile's\n"
+	"shutdown_timeout, then quits QEMU, then kills it; a second signal stops QEMU at\n"
+	"once. The runtime directory is $QPASS_RUNDIR/NAME (default /run/qpass/NAME),\n"
+	"with QEMU's QMP socket; one VM per name.\n"
+	"\n"
+	"Exit status: 0 the VM stopped as asked or powered off; 1 it could not be\n"
+	"started (nothing is left running); 3 QEMU ended on its own.\n";
+
+static const char down_usage[] =
+	"Usage: qpass down NAME [--force] [--timeout S]\n"
+	"\n"
+	"Stops the running VM NAME through its supervisor (the `qpass up` that runs it):\n"
+	"the guest gets the ACPI power button and up to S seconds (default: the profile's\n"
+	"shutdown_timeout) to power off; then QEMU is told to quit. --force quits at\n"
+	"once. Waits until the VM is gone. Exit status 0 when it stopped, 1 otherwise.\n";
+
+static const char status_usage[] =
+	"Usage: qpass status [NAME] [--json]\n"
+	"\n"
+	"Shows each running VM (or only NAME): its state as QEMU reports it (running,\n"
+	"paused...), the pids of qpass and QEMU, the uptime, the NUMA node, the vCPU ->\n"
+	"host CPU pins. --json: one object for NAME, else an array of them\n"
+	"(docs/status-json.md).\n";
+
+static const char qmp_usage[] =
+	"Usage: qpass qmp NAME COMMAND [JSON-ARGUMENTS]\n"
+	"\n"
+	"Runs a raw QMP command in the running VM NAME, through its supervisor, and\n"
+	"prints QEMU's reply as JSON: {\"return\": ...} (exit 0) or {\"error\": ...}\n"
+	"(exit 1).\n"
+	"Example: qpass qmp win10 query-status; qpass qmp win10 human-monitor-command\n"
+	"'{\"command-line\": \"info pci\"}'\n";
+
+int qp_cmd_plan(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	struct qp_profile p;
+	int rc = qp_cli_profile_command(g, argc, argv, plan_usage, true, &f, &p);
+	if (rc >= 0)
+		return rc;
+	struct qp_host h;
+	if (qp_cli_load_host(g, &h) < 0) {
+		qp_profile_free(&p);
+		return QP_EXIT_FAIL;
+	}
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_plan plan;
+	rc = QP_EXIT_OK;
+	if (qp_plan_make(&p, &h, &plan, &err) < 0) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	} else {
+		for (char **w = plan.warnings; f.json && w && *w; w++)
+			fprintf(stderr, "qpass: warning: %s\n", *w);
+		rc = qp_cli_emit(f.json ? qp_plan_json(&plan) : NULL, f.json ? NULL : qp_plan_text(&plan));
+		qp_plan_free(&plan);
+	}
+	qp_host_free(&h);
+	qp_profile_free(&p);
+	return qp_cli_finish(rc);
+}
+
+int qp_cmd_up(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	struct qp_profile p;
+	int rc = qp_cli_profile_command(g, argc, argv, up_usage, false, &f, &p);
+	if (rc >= 0)
+		return rc;
+	struct qp_root root;
+	struct qp_host h;
+	if (qp_cli_open_host(g, 0, &root, &h) < 0) {
+		qp_profile_free(&p);
+		return QP_EXIT_FAIL;
+	}
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_plan plan;
+	rc = QP_EXIT_FAIL;
+	if (qp_plan_make(&p, &h, &plan, &err) == 0) {
+		for (char **w = plan.warnings; w && *w; w++)
+			fprintf(stderr, "qpass: warning: %s\n", *w);
+		rc = qp_up(&plan, &root, &err);
+		qp_plan_free(&plan);
+	}
+	qp_host_free(&h);
+	if (rc < 0 || err) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	}
+	qp_root_close(&root);
+	qp_profile_free(&p);
+	return rc;
+}
+
+int qp_cmd_down(struct globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool force = false;
+	long timeout = -1;
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "ft:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			force = true;
+			break;
+		case 't': {
+			char *end;
+			timeout = strtol(optarg, &end, 10);
+			if (*end || timeout < 1 || timeout > 86400)
+				return qp_cli_usage_error("down: --timeout takes seconds, 1 to 86400");
+			break;
+		}
+		case 'h':
+			fputs(down_usage, stdout);
+			return qp_cli_finish(QP_EXIT_OK);
+		default:
+			return qp_cli_usage_error("down: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return qp_cli_usage_error("down: which VM? (qpass down NAME)");
+	const char *name = argv[optind];
+	qp_autoerr struct qp_err *err = NULL;
+	json_object *reply;
+	if (qp_ctl_call(name, qp_ctl_req_down(force, timeout), &reply, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	json_object_put(reply);
+	/* Gone when its supervisor no longer holds the runtime directory's lock: the
+	 * kernel drops it however the supervisor ends. */
+	long wait_s = (force ? 10 : (timeout > 0 ? timeout : 600)) + 15;
+	for (long i = 0; i < wait_s * 10; i++) {
+		if (!qp_vm_running(name)) {
+			fprintf(stderr, "qpass: %s stopped\n", name);
+			if (qp_vfio_journaled(name, NULL)) {
+				fprintf(stderr, "qpass: %s's devices were not all given back: run "
+					"`qpass restore %s`\n", name, name);
+				return QP_EXIT_FAIL;
+			}
+			return QP_EXIT_OK;
+		}
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "qpass: error: %s is still running after %ld s\n", name, wait_s);
+	return QP_EXIT_FAIL;
+}
+
+static void print_status_row(json_object *st)
+{
+	long up = (long)json_object_get_int64(json_object_object_get(st, "uptime"));
+	char uptime[32];
+	snprintf(uptime, sizeof(uptime), "%ld:%02ld:%02ld", up / 3600, up / 60 % 60, up % 60);
+	struct qp_buf pins = { 0 };
+	json_object *p = json_object_object_get(st, "vcpu_pins");
+	for (size_t v = 0; v < json_object_array_length(p); v++)
+		qp_buf_addf(&pins, "%s%zu->%d", v ? " " : "", v,
+			    json_object_get_int(json_object_array_get_idx(p, v)));
+	qp_autofree char *pin_text = qp_buf_steal(&pins);
+	printf("%-16s %-10s %-9d %-9d %-9s %-4d %s\n",
+	       json_object_get_string(json_object_object_get(st, "name")),
+	       json_object_get_string(json_object_object_get(st, "state")),
+	       json_object_get_int(json_object_object_get(st, "qpass_pid")),
+	       json_object_get_int(json_object_object_get(st, "qemu_pid")), uptime,
+	       json_object_get_int(json_object_object_get(st, "numa_node")), pin_text);
+}
+
+int qp_cmd_status(struct globals *g, int argc, char **argv)
+{
+	struct flags f = { 0 };
+	int rc = qp_cli_parse_flags(g, argc, argv, status_usage, false, &f);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind > 1)
+		return qp_cli_usage_error("status: one VM at a time, or none for all");
+	char **names;
+	if (optind < argc) {
+		names = qp_xcalloc(2, sizeof(char *));
+		names[0] = qp_xstrdup(argv[optind]);
+	} else {
+		names = qp_vm_names();
+	}
+	json_object *all = json_object_new_array();
+	rc = QP_EXIT_OK;
+	for (char **n = names; *n; n++) {
+		struct qp_err *err = NULL;
+		json_object *reply;
+		if (qp_ctl_call(*n, qp_ctl_req_status(), &reply, &err) < 0) {
+			qp_err_report(&err);
+			rc = QP_EXIT_FAIL;
+			continue;
+		}
+		json_object_array_add(all, json_object_get(json_object_object_get(reply, "status")));
+		json_object_put(reply);
+	}
+	bool one = optind < argc;
+	qp_strv_free(names);
+	qp_autoerr struct qp_err *err = NULL;
+	if (f.json) {
+		if (one && !json_object_array_length(all)) {
+			json_object_put(all);
+			return rc;
+		}
+		json_object *out = one ? json_object_get(json_object_array_get_idx(all, 0)) : all;
+		if (one)
+			json_object_put(all);
+		if (qp_json_print(stdout, out, &err) < 0) {
+			qp_err_report(&err);
+			return QP_EXIT_FAIL;
+		}
+		return qp_cli_finish(rc);
+	}
+	if (json_object_array_length(all))
+		printf("%-16s %-10s %-9s %-9s %-9s %-4s %s\n", "NAME", "STATE", "QPASS", "QEMU",
+		       "UPTIME", "NODE", "vCPU->CPU");
+	else if (!one)
+		printf("no VM is running (under %s)\n", qp_rundir());
+	for (size_t i = 0; i < json_object_array_length(all); i++)
+		print_status_row(json_object_array_get_idx(all, i));
+	json_object_put(all);
+	return qp_cli_finish(rc);
+}
+
+int qp_cmd_qmp(struct globals *g, int argc, char **argv)
+{
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(qmp_usage, stdout);
+		return qp_cli_finish(QP_EXIT_OK);
+	}
+	if (argc < 3 || argc > 4)
+		return qp_cli_usage_error("qmp: qpass qmp NAME COMMAND [JSON-ARGUMENTS]%s", "");
+	json_object *args = NULL;
+	if (argc == 4) {
+		args = json_tokener_parse(argv[3]);
+		if (!json_object_is_type(args, json_type_object)) {
+			json_object_put(args);
+			return qp_cli_usage_error("qmp: the arguments are one JSON object, e.g. "
+						  "'{\"command-line\": \"info pci\"}'%s", "");
+		}
+	}
+	qp_autoerr struct qp_err *err = NULL;
+	json_object *reply;
+	if (qp_ctl_call(argv[1], qp_ctl_req_qmp(argv[2], args), &reply, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	json_object *r = json_object_get(json_object_object_get(reply, "reply"));
+	json_object_put(reply);
+	bool ok = json_object_object_get_ex(r, "return", NULL);
+	if (qp_json_print(stdout, r, &err) < 0) {
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	(void)g;
+	return qp_cli_finish(ok ? QP_EXIT_OK : QP_EXIT_FAIL);
+}

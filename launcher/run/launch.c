@@ -1,0 +1,302 @@
+/* `qpass up`, the launch: QEMU forked with its fds (QMP at 3, the taps from 4), its
+ * memory bound to the node, its privileges dropped, execed paused (-S); then QMP
+ * connected and every thread placed: each vCPU thread on its CPU, every other thread
+ * on the emulator CPUs, read back from /proc before the guest may run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "run/control.h"
+#include "run/sysfx.h"
+#include "run/tap.h"
+#include "run/up-int.h"
+
+/* --- starting QEMU ---------------------------------------------------------------- */
+
+/* In the child, between fork and exec: only async-signal-safe steps, errors as text
+ * into the status pipe. Never returns. */
+__attribute__((noreturn)) static void child(struct vm *vm, pid_t parent, int qmp_fd,
+					    int out_fd, int status_fd, const int *taps)
+{
+	char msg[512] = "";
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	/* Every fd this child still needs goes above 10 first, so that no dup2 below
+	 * overwrites one of them. */
+	int st = fcntl(status_fd, F_DUPFD_CLOEXEC, 10);
+	int q = fcntl(qmp_fd, F_DUPFD_CLOEXEC, 10), o = fcntl(out_fd, F_DUPFD_CLOEXEC, 10);
+	if (st < 0)
+		_exit(127);
+	status_fd = st;
+	/* Memory first, while allocations are still few: QEMU's own come from the node. */
+	if (vm->plan->numa_node >= 0 && qp_fx_numa_available() &&
+	    qp_fx_bind_memory(vm->plan->numa_node, msg, sizeof(msg)) < 0)
+		goto fail;
+	if (vm->has_user && qp_fx_drop_privileges(vm->uid, vm->gid, msg, sizeof(msg)) < 0)
+		goto fail;
+	/* QEMU must not outlive qpass: with nobody to supervise it, it would keep the
+	 * devices and memory forever. After the privilege drop: a change of credentials
+	 * clears the death signal. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+		snprintf(msg, sizeof(msg), "the launching qpass went away");
+		goto fail;
+	}
+	/* fds: 0 /dev/null, 1 and 2 the log pipe, 3 QMP; everything else closes at exec. */
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0 || q < 0 || o < 0 || dup2(devnull, 0) < 0 || dup2(o, 1) < 0 ||
+	    dup2(o, 2) < 0 || dup2(q, 3) < 0) {
+		snprintf(msg, sizeof(msg), "cannot set up QEMU's file descriptors: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	/* The taps, at the fds the argv names (4, 5...). They were moved above the range
+	 * first, so no dup2 overwrites another. */
+	size_t n_taps = vm->plan->n_taps;
+	int high[16];
+	for (size_t i = 0; i < n_taps && i < 16; i++)
+		high[i] = fcntl(taps[i], F_DUPFD_CLOEXEC, QP_FD_TAP0 + 16);
+	for (size_t i = 0; i < n_taps && i < 16; i++) {
+		if (high[i] < 0 || dup2(high[i], vm->plan->taps[i].fd) < 0) {
+			snprintf(msg, sizeof(msg), "cannot pass the tap fds: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if (close_range(4 + (unsigned)n_taps, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		/* Kernels before 5.11. */
+		for (int fd = 4 + (int)n_taps; fd < 65536; fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	execvp(vm->plan->argv[0], vm->plan->argv);
+	snprintf(msg, sizeof(msg), "cannot run %s: %s", vm->plan->argv[0], strerror(errno));
+fail:
+	if (write(status_fd, msg, strlen(msg)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+/* The fds spawn opens: on every path, what is not handed on is closed here. */
+struct spawn_fds {
+	int taps[16];
+	size_t n_taps;
+	int qmp, out[2], status[2];
+};
+
+static void spawn_fds_close(struct spawn_fds *f)
+{
+	while (f->n_taps)
+		close(f->taps[--f->n_taps]);
+	qp_closep(&f->qmp);
+	for (int i = 0; i < 2; i++) {
+		qp_closep(&f->out[i]);
+		qp_closep(&f->status[i]);
+	}
+}
+
+int qp_up_spawn(struct vm *vm, struct qp_err **err)
+{
+	__attribute__((cleanup(spawn_fds_close))) struct spawn_fds f = {
+		.qmp = -1, .out = { -1, -1 }, .status = { -1, -1 },
+	};
+	/* The taps first: QEMU gets new ones at every start, and they go with it. */
+	if (vm->plan->n_taps > 16)
+		return qp_err_set(err, 0, "at most 16 bridge networks per VM");
+	for (; f.n_taps < vm->plan->n_taps; f.n_taps++) {
+		char name[QP_IFNAMSIZ];
+		int fd = qp_tap_open(vm->plan->taps[f.n_taps].bridge,
+				     vm->has_user ? vm->uid : (uid_t)-1, name, err);
+		if (fd < 0)
+			return -1;
+		f.taps[f.n_taps] = fd;
+		qp_say(vm->p->name, "network %zu: %s on %s", f.n_taps, name,
+		       vm->plan->taps[f.n_taps].bridge);
+	}
+	/* A QEMU that was killed leaves its socket behind; the lock makes it ours. */
+	unlink(vm->qmp_path);
+	f.qmp = qp_unix_listen(vm->qmp_path, 0, err);
+	if (f.qmp < 0)
+		return -1;
+	if (pipe2(f.out, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0)
+		return qp_err_set(err, errno, "pipe");
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return qp_err_set(err, errno, "fork");
+	if (pid == 0)
+		child(vm, parent, f.qmp, f.out[1], f.status[1], f.taps);
+	vm->qemu = pid;
+	/* QEMU holds the QMP socket and the taps now: they vanish when it exits. */
+	qp_closep(&f.qmp);
+	while (f.n_taps)
+		close(f.taps[--f.n_taps]);
+	qp_closep(&f.out[1]);
+	qp_closep(&f.status[1]);
+	vm->out_fd = qp_steal_fd(&f.out[0]);
+	/* The status pipe closes at exec: anything in it is the child's error. */
+	char msg[512];
+	ssize_t n;
+	do
+		n = read(f.status[0], msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		msg[n] = '\0';
+		waitpid(pid, NULL, 0);
+		vm->qemu = 0;
+		qp_err_set(err, 0, "%s", msg);
+		if (strstr(msg, "cannot run"))
+			qp_err_hint(err, "install QEMU (apt-get install qemu-system-x86), or set "
+				    "\"qemu\" in the profile to its path");
+		return -1;
+	}
+	return 0;
+}
+
+bool qp_up_forward_output(struct vm *vm)
+{
+	ssize_t n = read(vm->out_fd, vm->line + vm->line_len, sizeof(vm->line) - 1 - vm->line_len);
+	if (n <= 0) {
+		if (n < 0 && errno == EINTR)
+			return true;
+		if (vm->line_len)
+			fprintf(stderr, "qemu[%d]: %.*s\n", (int)vm->qemu, (int)vm->line_len, vm->line);
+		vm->line_len = 0;
+		return false;
+	}
+	vm->line_len += (size_t)n;
+	char *start = vm->line, *nl;
+	while ((nl = memchr(start, '\n', vm->line_len - (size_t)(start - vm->line)))) {
+		fprintf(stderr, "qemu[%d]: %.*s\n", (int)vm->qemu, (int)(nl - start), start);
+		start = nl + 1;
+	}
+	size_t rest = vm->line_len - (size_t)(start - vm->line);
+	if (rest == sizeof(vm->line) - 1) {
+		fprintf(stderr, "qemu[%d]: %.*s\n", (int)vm->qemu, (int)rest, start);
+		rest = 0;
+	}
+	memmove(vm->line, start, rest);
+	vm->line_len = rest;
+	return true;
+}
+
+int qp_up_connect_qmp(struct vm *vm, struct qp_err **err)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	strcpy(a.sun_path, vm->qmp_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return qp_err_set(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		close(fd);
+		return qp_err_set(err, e, "cannot connect to QEMU's QMP socket %s", vm->qmp_path);
+	}
+	if (qp_qmp_open(fd, QMP_TIMEOUT_MS, &vm->qmp, err) < 0)
+		return -1;
+	return 0;
+}
+
+int qp_up_qmp_ok(struct vm *vm, const char *cmd, json_object *args, struct qp_err **err)
+{
+	struct qp_qmp_msg r;
+	if (qp_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, &r, err) < 0)
+		return -1;
+	int rc = 0;
+	if (r.kind == QP_QMP_ERROR)
+		rc = qp_err_set(err, 0, "QMP %s: %s", cmd, r.error_desc);
+	qp_qmp_msg_free(&r);
+	return rc;
+}
+
+/* --- placement ------------------------------------------------------------------- */
+
+static int read_allowed(struct vm *vm, pid_t tid, struct qp_cpulist *out, struct qp_err **err)
+{
+	qp_autofree char *rel = qp_xasprintf("proc/%d/task/%d/status", (int)vm->qemu, (int)tid);
+	qp_autofree char *text = NULL;
+	if (qp_root_read(&vm->proc, rel, &text, NULL, err) < 0)
+		return -1;
+	char *line = strstr(text, "\nCpus_allowed_list:");
+	if (!line)
+		return qp_err_set(err, 0, "/%s has no Cpus_allowed_list", rel);
+	line = strchr(line, ':') + 1;
+	line += strspn(line, " \t");
+	line[strcspn(line, "\n")] = '\0';
+	return qp_cpulist_parse(line, out, err);
+}
+
+int qp_up_place(struct vm *vm, struct qp_err **err)
+{
+	const struct qp_plan *plan = vm->plan;
+	struct qp_qmp_msg r;
+	if (qp_qmp_execute(vm->qmp, "query-cpus-fast", NULL, QMP_TIMEOUT_MS, &r, err) < 0)
+		return -1;
+	if (r.kind != QP_QMP_RETURN || !json_object_is_type(r.data, json_type_array)) {
+		qp_qmp_msg_free(&r);
+		return qp_err_set(err, 0, "QMP query-cpus-fast: no list of vCPUs");
+	}
+	size_t n = json_object_array_length(r.data);
+	pid_t *vcpu_tid = qp_xcalloc(plan->n_vcpus ? plan->n_vcpus : 1, sizeof(pid_t));
+	for (size_t i = 0; i < n; i++) {
+		json_object *c = json_object_array_get_idx(r.data, i);
+		int idx = json_object_get_int(json_object_object_get(c, "cpu-index"));
+		int tid = json_object_get_int(json_object_object_get(c, "thread-id"));
+		if (idx >= 0 && (size_t)idx < plan->n_vcpus)
+			vcpu_tid[idx] = tid;
+	}
+	qp_qmp_msg_free(&r);
+	int rc = 0;
+	for (size_t v = 0; v < plan->n_vcpus && rc == 0; v++)
+		if (!vcpu_tid[v])
+			rc = qp_err_set(err, 0, "QEMU did not report the thread of vCPU %zu", v);
+
+	/* Every thread QEMU has now: vCPUs to their CPU, the rest to the emulator CPUs.
+	 * Threads made later inherit from their maker, the pinned main thread. */
+	qp_autofree char *taskdir = qp_xasprintf("proc/%d/task", (int)vm->qemu);
+	char **tasks = NULL;
+	if (rc == 0)
+		rc = qp_root_list(&vm->proc, taskdir, false, &tasks, err);
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		for (size_t i = 0; tasks[i] && rc == 0; i++) {
+			pid_t tid = (pid_t)atoi(tasks[i]);
+			struct qp_cpulist want = { 0 };
+			const struct qp_cpulist *set = &plan->emulator_cpus;
+			for (size_t v = 0; v < plan->n_vcpus; v++) {
+				if (vcpu_tid[v] == tid) {
+					qp_cpulist_add(&want, plan->vcpu_pins[v]);
+					set = &want;
+				}
+			}
+			if (pass == 0) {
+				rc = qp_fx_pin(tid, set, err);
+			} else {
+				/* Read back: what the kernel says is what counts. */
+				struct qp_cpulist got = { 0 };
+				rc = read_allowed(vm, tid, &got, err);
+				if (rc == 0 && !qp_cpulist_equal(&got, set)) {
+					qp_autofree char *g = qp_cpulist_fmt(&got);
+					qp_autofree char *w = qp_cpulist_fmt(set);
+					rc = qp_err_set(err, 0, "thread %d of QEMU runs on CPUs %s, not %s "
+							"as pinned (a cpuset cgroup may forbid them)",
+							(int)tid, g, w);
+				}
+				qp_cpulist_free(&got);
+			}
+			qp_cpulist_free(&want);
+		}
+	}
+	qp_strv_free(tasks);
+	free(vcpu_tid);
+	return rc;
+}

@@ -1,0 +1,316 @@
+/* `qpass up`, the supervision: until QEMU ends, its output forwarded, its QMP events
+ * applied as the profile's lifecycle says (on_poweroff, on_reboot, on_crash), signals
+ * turned into a graceful stop (ACPI power button, then quit, then SIGKILL, each stage
+ * under a deadline), and the control socket's requests answered. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/jsonout.h"
+#include "base/util.h"
+#include "run/control.h"
+#include "run/up-int.h"
+
+__attribute__((format(printf, 2, 3))) static void say(const struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	qp_vsay(vm->p->name, fmt, ap);
+	va_end(ap);
+}
+
+struct sup {
+	bool stopping;      /* a graceful shutdown is under way */
+	bool quitting;      /* quit was sent: QEMU's exit is expected */
+	int64_t deadline;   /* for the current stage, 0: none */
+	int64_t next_note;
+	int timeout_s;      /* of the graceful stop under way */
+	bool relaunch;
+	int status;         /* QEMU's wait status */
+};
+
+static void send_quiet(struct vm *vm, const char *cmd)
+{
+	struct qp_err *err = NULL;
+	if (vm->qmp && qp_up_qmp_ok(vm, cmd, NULL, &err) < 0)
+		say(vm, "%s", err->msg);
+	qp_err_free(err);
+}
+
+static void quit(struct vm *vm, struct sup *s)
+{
+	if (s->quitting)
+		return;
+	s->quitting = true;
+	s->deadline = qp_now_ms() + 5000;  /* then SIGKILL */
+	send_quiet(vm, "quit");
+}
+
+/* A graceful stop: ACPI power button, then quit after timeout_s, then SIGKILL. */
+static void begin_shutdown(struct vm *vm, struct sup *s, int timeout_s)
+{
+	if (s->stopping) {
+		say(vm, "asked again: stopping QEMU now");
+		quit(vm, s);
+		return;
+	}
+	s->stopping = true;
+	s->timeout_s = timeout_s;
+	s->deadline = qp_now_ms() + (int64_t)timeout_s * 1000;
+	s->next_note = qp_now_ms() + 10000;
+	say(vm, "asking the guest to power off (ACPI), up to %d s", timeout_s);
+	send_quiet(vm, "system_powerdown");
+}
+
+/* --- the control socket's requests: status, down, qmp ------------------------------ */
+
+static json_object *status_json(struct vm *vm)
+{
+	const struct qp_plan *plan = vm->plan;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(vm->p->name));
+	const char *state = "unknown";
+	struct qp_qmp_msg r = { 0 };
+	struct qp_err *err = NULL;
+	if (vm->qmp && qp_qmp_execute(vm->qmp, "query-status", NULL, 5000, &r, &err) == 0 &&
+	    r.kind == QP_QMP_RETURN)
+		state = json_object_get_string(json_object_object_get(r.data, "status"));
+	json_object_object_add(o, "state", json_object_new_string(state ? state : "unknown"));
+	qp_qmp_msg_free(&r);
+	qp_err_free(err);
+	json_object_object_add(o, "qpass_pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "qemu_pid", json_object_new_int(vm->qemu));
+	json_object_object_add(o, "uptime", json_object_new_int64((int64_t)(time(NULL) -
+									    vm->started)));
+	json_object_object_add(o, "numa_node", json_object_new_int(plan->numa_node));
+	json_object_object_add(o, "vcpu_pins", qp_json_ints(plan->vcpu_pins, plan->n_vcpus));
+	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&plan->emulator_cpus));
+	json_object_object_add(o, "memory_nodes", qp_json_ints(plan->memory_nodes,
+							      plan->n_memory_nodes));
+	json_object_object_add(o, "qmp", json_object_new_string(vm->qmp_path));
+	return o;
+}
+
+/* What the control socket's handler needs. */
+struct ctl_ctx {
+	struct vm *vm;
+	struct sup *s;
+};
+
+/* The supervisor's answers to control requests (run/control.h has the wire). */
+static json_object *handle_request(void *ctx, json_object *req)
+{
+	struct vm *vm = ((struct ctl_ctx *)ctx)->vm;
+	struct sup *s = ((struct ctl_ctx *)ctx)->s;
+	json_object *cmd = json_object_object_get(req, "command");
+	const char *c = json_object_is_type(cmd, json_type_string) ? json_object_get_string(cmd)
+								   : "";
+	json_object *o = qp_ctl_reply();
+	if (!strcmp(c, "status")) {
+		json_object_object_add(o, "status", status_json(vm));
+	} else if (!strcmp(c, "down")) {
+		json_object *f = json_object_object_get(req, "force");
+		json_object *t = json_object_object_get(req, "timeout");
+		int timeout = json_object_is_type(t, json_type_int) ? json_object_get_int(t)
+								   : vm->p->shutdown_timeout;
+		bool force = json_object_get_boolean(f);
+		say(vm, "%s asked over the control socket", force ? "a forced stop" : "a stop");
+		if (force)
+			quit(vm, s);
+		else
+			begin_shutdown(vm, s, timeout > 0 ? timeout : 1);
+		json_object_object_add(o, "action",
+				       json_object_new_string(force ? "quit" : "powerdown"));
+		json_object_object_add(o, "qpass_pid", json_object_new_int(getpid()));
+	} else if (!strcmp(c, "qmp")) {
+		json_object *ex = json_object_object_get(req, "execute");
+		json_object *args = json_object_object_get(req, "arguments");
+		if (!json_object_is_type(ex, json_type_string) || !vm->qmp) {
+			json_object_put(o);
+			return qp_ctl_reply_error(vm->qmp ? "a qmp request needs \"execute\""
+							  : "QMP is not connected");
+		}
+		struct qp_qmp_msg r;
+		struct qp_err *err = NULL;
+		if (qp_qmp_execute(vm->qmp, json_object_get_string(ex), json_object_get(args),
+				   QMP_TIMEOUT_MS, &r, &err) < 0) {
+			json_object_put(o);
+			json_object *e = qp_ctl_reply_error(err->msg);
+			qp_err_free(err);
+			return e;
+		}
+		json_object *reply = json_object_new_object();
+		json_object_object_add(reply, r.kind == QP_QMP_RETURN ? "return" : "error",
+				       json_object_get(r.data));
+		json_object_object_add(o, "reply", reply);
+		qp_qmp_msg_free(&r);
+	} else {
+		json_object_put(o);
+		return qp_ctl_reply_error("unknown command (status, down, qmp)");
+	}
+	return o;
+}
+
+static void on_event(struct vm *vm, struct sup *s, struct qp_qmp_msg *ev)
+{
+	const struct qp_profile *p = vm->p;
+	json_object *guest = ev->data ? json_object_object_get(ev->data, "guest") : NULL;
+	bool by_guest = guest && json_object_get_boolean(guest);
+	if (!strcmp(ev->event, "SHUTDOWN")) {
+		if (s->quitting)
+			return;
+		if (s->stopping || !by_guest || p->on_poweroff == QP_ACT_DESTROY) {
+			say(vm, "the guest powered off");
+			quit(vm, s);
+		} else if (p->on_poweroff == QP_ACT_RESTART) {
+			say(vm, "the guest powered off: on_poweroff restart");
+			send_quiet(vm, "system_reset");
+			send_quiet(vm, "cont");
+		} else {
+			say(vm, "the guest powered off: on_poweroff preserve keeps QEMU paused");
+		}
+	} else if (!strcmp(ev->event, "RESET") && by_guest) {
+		if (p->on_reboot == QP_ACT_DESTROY) {
+			say(vm, "the guest rebooted: on_reboot destroy");
+			quit(vm, s);
+		} else if (p->on_reboot == QP_ACT_PRESERVE) {
+			say(vm, "the guest rebooted: on_reboot preserve pauses it");
+			send_quiet(vm, "stop");
+		} else {
+			say(vm, "the guest rebooted");
+		}
+	} else if (!strcmp(ev->event, "GUEST_PANICKED")) {
+		if (p->on_crash == QP_ACT_RESTART) {
+			say(vm, "the guest panicked: on_crash restart starts it again");
+			s->relaunch = true;
+			quit(vm, s);
+		} else if (p->on_crash == QP_ACT_PRESERVE) {
+			say(vm, "the guest panicked: on_crash preserve keeps it paused");
+			send_quiet(vm, "stop");
+		} else {
+			say(vm, "the guest panicked: on_crash destroy");
+			quit(vm, s);
+		}
+	}
+}
+
+/* --- the loop ---------------------------------------------------------------------- */
+
+/* How long poll may wait: until the current stage's deadline, or the next progress
+ * note while the guest powers off; -1 when no stage runs. */
+static int poll_timeout(const struct sup *s)
+{
+	if (!s->deadline && !s->next_note)
+		return -1;
+	int64_t t = s->deadline;
+	if (s->stopping && !s->quitting && s->next_note && s->next_note < t)
+		t = s->next_note;
+	return (int)(t > qp_now_ms() ? t - qp_now_ms() : 0);
+}
+
+/* SIGTERM, SIGINT, SIGHUP: a graceful stop (a second one: at once). */
+static void on_signals(struct vm *vm, struct sup *s)
+{
+	struct signalfd_siginfo si;
+	while (read(vm->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			continue;
+		begin_shutdown(vm, s, vm->p->shutdown_timeout);
+	}
+}
+
+/* Whether QEMU has ended, and then how (said, and in *o). */
+static bool ended(struct vm *vm, struct sup *s, bool out_open, enum outcome *o)
+{
+	int status;
+	if (waitpid(vm->qemu, &status, WNOHANG) != vm->qemu)
+		return false;
+	while (out_open && qp_up_forward_output(vm))
+		;
+	vm->qemu = 0;
+	s->status = status;
+	if (s->quitting || (WIFEXITED(status) && WEXITSTATUS(status) == 0 && s->stopping)) {
+		*o = s->relaunch ? OUT_RELAUNCH : OUT_STOPPED;
+		if (!s->relaunch)
+			say(vm, "QEMU stopped");
+		return true;
+	}
+	if (WIFSIGNALED(status))
+		say(vm, "QEMU died on its own: killed by signal %d (%s)", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+	else
+		say(vm, "QEMU ended on its own with exit status %d", WEXITSTATUS(status));
+	*o = OUT_DIED;
+	return true;
+}
+
+/* The stages' deadlines: a note every 10 s while the guest powers off; quit when it
+ * did not in time; SIGKILL when QEMU did not quit. */
+static void on_deadline(struct vm *vm, struct sup *s)
+{
+	int64_t t = qp_now_ms();
+	if (s->stopping && !s->quitting && s->next_note && t >= s->next_note) {
+		say(vm, "waiting for the guest to power off (%lld s left)",
+		    (long long)((s->deadline - t) / 1000));
+		s->next_note = t + 10000;
+	}
+	if (!s->deadline || t < s->deadline)
+		return;
+	if (!s->quitting) {
+		say(vm, "the guest did not power off within %d s: stopping QEMU", s->timeout_s);
+		quit(vm, s);
+	} else {
+		say(vm, "QEMU did not quit: killing it");
+		kill(vm->qemu, SIGKILL);
+		s->deadline = 0;
+	}
+}
+
+enum outcome qp_up_supervise(struct vm *vm)
+{
+	struct sup s = { 0 };
+	struct ctl_ctx ctx = { vm, &s };
+	bool out_open = true, qmp_open = true;
+	for (;;) {
+		struct pollfd fds[4] = {
+			{ .fd = vm->sig_fd, .events = POLLIN },
+			{ .fd = out_open ? vm->out_fd : -1, .events = POLLIN },
+			{ .fd = qmp_open && vm->qmp ? qp_qmp_fd(vm->qmp) : -1, .events = POLLIN },
+			{ .fd = vm->ctl_fd, .events = POLLIN },
+		};
+		int rc = poll(fds, 4, poll_timeout(&s));
+		if (rc < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents && !qp_up_forward_output(vm))
+			out_open = false;
+		if (fds[2].revents) {
+			struct qp_err *err = NULL;
+			if (qp_qmp_pump(vm->qmp, &err) < 0)
+				qmp_open = false;  /* QEMU is going away: SIGCHLD follows */
+			qp_err_free(err);
+		}
+		if (fds[0].revents)
+			on_signals(vm, &s);
+		if (fds[3].revents)
+			qp_ctl_serve_one(vm->ctl_fd, handle_request, &ctx);
+		/* Events also arrive with the replies to our own commands: handle every
+		 * queued one, not only after the socket was readable. */
+		struct qp_qmp_msg ev;
+		while (vm->qmp && qp_qmp_next_event(vm->qmp, &ev)) {
+			on_event(vm, &s, &ev);
+			qp_qmp_msg_free(&ev);
+		}
+		enum outcome o;
+		if (ended(vm, &s, out_open, &o))
+			return o;
+		on_deadline(vm, &s);
+	}
+	return OUT_DIED;
+}
