@@ -182,7 +182,8 @@ int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usa
 			fputs(usage, stdout);
 			return qp_cli_finish(QP_EXIT_OK);
 		default:
-			return qp_cli_usage_error("%s: unknown option '%s'", argv[0], argv[optind - 1]);
+			return qp_cli_usage_error("%s: unknown option '%s'", argv[0],
+						  argv[optind - 1]);
 		}
 	}
 	return -1;

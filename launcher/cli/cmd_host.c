@@ -59,7 +59,8 @@ int qp_cmd_list(struct globals *g, int argc, char **argv)
 	struct qp_list_opts lo = { .all = f.all };
 	if (f.json && !qp_host_iommu_on(&h))
 		fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
-	rc = qp_cli_emit(f.json ? qp_list_json(&h, &lo) : NULL, f.json ? NULL : qp_list_text(&h, &lo));
+	rc = qp_cli_emit(f.json ? qp_list_json(&h, &lo) : NULL,
+			 f.json ? NULL : qp_list_text(&h, &lo));
 	qp_host_free(&h);
 	return qp_cli_finish(rc);
 }
@@ -129,7 +130,8 @@ int qp_cmd_check(struct globals *g, int argc, char **argv)
 		struct qp_check_report report;
 		qp_check_probe(&root, &h, &t, &facts);
 		qp_check_eval(&h, &t, &facts, &report);
-		rc = qp_cli_emit(json ? qp_check_json(&report) : NULL, json ? NULL : qp_check_text(&report));
+		rc = qp_cli_emit(json ? qp_check_json(&report) : NULL,
+				 json ? NULL : qp_check_text(&report));
 		if (rc == QP_EXIT_OK && report.n[QP_CHECK_FAIL])
 			rc = QP_EXIT_FAIL;
 		qp_check_report_free(&report);

@@ -69,7 +69,8 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 	if (f.json)
 		return qp_cli_usage_error("%s: unknown option '--json'", argv[0]);
 	if (optind >= argc)
-		return qp_cli_usage_error("%s: which devices? (qpass %s 0000:04:00.0 ...)", argv[0], argv[0]);
+		return qp_cli_usage_error("%s: which devices? (qpass %s 0000:04:00.0 ...)", argv[0],
+					  argv[0]);
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_root root;
 	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {

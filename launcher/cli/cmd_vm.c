@@ -95,7 +95,8 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 	} else {
 		for (char **w = plan.warnings; f.json && w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
-		rc = qp_cli_emit(f.json ? qp_plan_json(&plan) : NULL, f.json ? NULL : qp_plan_text(&plan));
+		rc = qp_cli_emit(f.json ? qp_plan_json(&plan) : NULL,
+				 f.json ? NULL : qp_plan_text(&plan));
 		qp_plan_free(&plan);
 	}
 	qp_host_free(&h);
@@ -157,7 +158,8 @@ int qp_cmd_down(struct globals *g, int argc, char **argv)
 			char *end;
 			timeout = strtol(optarg, &end, 10);
 			if (*end || timeout < 1 || timeout > 86400)
-				return qp_cli_usage_error("down: --timeout takes seconds, 1 to 86400");
+				return qp_cli_usage_error("down: --timeout takes seconds, "
+							  "1 to 86400");
 			break;
 		}
 		case 'h':

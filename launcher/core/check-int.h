@@ -3,11 +3,21 @@
 #ifndef QP_CHECK_INT_H
 #define QP_CHECK_INT_H
 
+#include "base/util.h"
 #include "core/check.h"
 
-/* Appends a row; takes detail and fix (NULL when OK). */
-void qp_check_add(struct qp_check_report *r, const char *id, const char *subject,
-		  enum qp_check_status st, const char *title, char *detail, char *fix);
+/* Appends a row to the report; takes detail and fix (NULL when OK). Inline, and named
+ * short: the rules call it at almost every step, and only their files see it. */
+static inline void row(struct qp_check_report *r, const char *id, const char *subject,
+		       enum qp_check_status st, const char *title, char *detail, char *fix)
+{
+	r->rows = qp_xrealloc(r->rows, (r->n_rows + 1) * sizeof(*r->rows));
+	r->rows[r->n_rows++] = (struct qp_check_row){
+		.id = id, .subject = qp_xstrdup(subject), .status = st, .title = title,
+		.detail = detail, .fix = fix,
+	};
+	r->n[st]++;
+}
 
 /* How to change the kernel command line on this host: the file and line to edit (the
  * GRUB_CMDLINE_LINUX line with `add` appended and every word starting with one of

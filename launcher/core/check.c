@@ -139,17 +139,6 @@ const char *qp_check_iomem_fb(const char *iomem, uint64_t start, uint64_t end,
 
 /* --- what the rules share ------------------------------------------------------- */
 
-void qp_check_add(struct qp_check_report *r, const char *id, const char *subject,
-		  enum qp_check_status st, const char *title, char *detail, char *fix)
-{
-	r->rows = qp_xrealloc(r->rows, (r->n_rows + 1) * sizeof(*r->rows));
-	r->rows[r->n_rows++] = (struct qp_check_row){
-		.id = id, .subject = qp_xstrdup(subject), .status = st, .title = title,
-		.detail = detail, .fix = fix,
-	};
-	r->n[st]++;
-}
-
 static bool os_is(const struct qp_check_facts *f, const char *const *ids)
 {
 	if (!f->os_ids)

@@ -18,27 +18,27 @@ void qp_check_cpu(const struct qp_host *h, const struct qp_check_facts *f,
 		  struct qp_check_report *r)
 {
 	if (h->cpu_vmx || h->cpu_svm) {
-		qp_check_add(r, "cpu", "host", QP_CHECK_OK, "CPU virtualization",
-			     qp_xasprintf("%s in /proc/cpuinfo", h->cpu_vmx ? "vmx (Intel VT-x)"
-									      : "svm (AMD-V)"), NULL);
+		row(r, "cpu", "host", QP_CHECK_OK, "CPU virtualization",
+		    qp_xasprintf("%s in /proc/cpuinfo", h->cpu_vmx ? "vmx (Intel VT-x)"
+								     : "svm (AMD-V)"), NULL);
 		return;
 	}
 	if (f->kvm > 0) {
-		qp_check_add(r, "cpu", "host", QP_CHECK_WARN, "CPU virtualization",
-			     qp_xstrdup("no vmx or svm flag in /proc/cpuinfo, yet /dev/kvm answers: this "
-					"is a paravirtual or nested KVM, where a real passthrough needs "
-					"the host's own VT-x/AMD-V and VT-d/AMD-Vi"),
-			     qp_xstrdup("run qpass on the physical host, or a VM given the CPU's "
-					"virtualization extensions and an emulated IOMMU"));
+		row(r, "cpu", "host", QP_CHECK_WARN, "CPU virtualization",
+		    qp_xstrdup("no vmx or svm flag in /proc/cpuinfo, yet /dev/kvm answers: this "
+			       "is a paravirtual or nested KVM, where a real passthrough needs "
+			       "the host's own VT-x/AMD-V and VT-d/AMD-Vi"),
+		    qp_xstrdup("run qpass on the physical host, or a VM given the CPU's "
+			       "virtualization extensions and an emulated IOMMU"));
 		return;
 	}
-	qp_check_add(r, "cpu", "host", QP_CHECK_FAIL, "CPU virtualization",
-		     qp_xstrdup("no vmx or svm flag in /proc/cpuinfo: the CPU's virtualization "
-				"extensions are off or missing"),
-		     qp_xasprintf("enable %s in the firmware (BIOS/UEFI) setup, then power-cycle",
-				  intel_cpu(h) ? "Intel Virtualization Technology (VT-x)"
-					       : h->cpu_vendor ? "SVM Mode (AMD-V)"
-							       : "VT-x (Intel) or SVM (AMD)"));
+	row(r, "cpu", "host", QP_CHECK_FAIL, "CPU virtualization",
+	    qp_xstrdup("no vmx or svm flag in /proc/cpuinfo: the CPU's virtualization "
+		       "extensions are off or missing"),
+	    qp_xasprintf("enable %s in the firmware (BIOS/UEFI) setup, then power-cycle",
+			 intel_cpu(h) ? "Intel Virtualization Technology (VT-x)"
+				      : h->cpu_vendor ? "SVM Mode (AMD-V)"
+						      : "VT-x (Intel) or SVM (AMD)"));
 }
 
 void qp_check_iommu(const struct qp_host *h, const struct qp_check_facts *f,
@@ -46,10 +46,10 @@ void qp_check_iommu(const struct qp_host *h, const struct qp_check_facts *f,
 {
 	const char *table = f->acpi_dmar ? "DMAR" : f->acpi_ivrs ? "IVRS" : NULL;
 	if (qp_host_iommu_on(h)) {
-		qp_check_add(r, "iommu", "host", QP_CHECK_OK, "IOMMU",
-			     qp_xasprintf("on: %zu IOMMU groups%s%s%s", h->n_groups,
-					  table ? " (ACPI " : "", table ? table : "", table ? ")" : ""),
-			     NULL);
+		row(r, "iommu", "host", QP_CHECK_OK, "IOMMU",
+		    qp_xasprintf("on: %zu IOMMU groups%s%s%s", h->n_groups,
+				 table ? " (ACPI " : "", table ? table : "", table ? ")" : ""),
+		    NULL);
 		return;
 	}
 	const char *param = qp_advice_iommu_param(h);
@@ -78,8 +78,8 @@ void qp_check_iommu(const struct qp_host *h, const struct qp_check_facts *f,
 			qp_buf_add(&d, "; the kernel command line turns it off");
 		else
 			qp_buf_addf(&d, "; the kernel command line lacks %s", param);
-		qp_autofree char *c = qp_check_cmdline_fix(h, f, strchr(param, ' ') ? "intel_iommu=on" : param,
-							   off_words);
+		const char *add = strchr(param, ' ') ? "intel_iommu=on" : param;
+		qp_autofree char *c = qp_check_cmdline_fix(h, f, add, off_words);
 		qp_buf_addf(&fix, "%s%s", fix.len ? ";\n" : "", c);
 	} else if (table) {
 		qp_buf_add(&d, ", and the command line asks for it, yet the kernel did not turn "
@@ -90,7 +90,7 @@ void qp_check_iommu(const struct qp_host *h, const struct qp_check_facts *f,
 	}
 	if (!table && asked)
 		qp_buf_add(&fix, ", then reboot");
-	qp_check_add(r, "iommu", "host", QP_CHECK_FAIL, "IOMMU", qp_buf_steal(&d), qp_buf_steal(&fix));
+	row(r, "iommu", "host", QP_CHECK_FAIL, "IOMMU", qp_buf_steal(&d), qp_buf_steal(&fix));
 }
 
 void qp_check_irq_remap(const struct qp_host *h, const struct qp_check_facts *f,
@@ -98,31 +98,31 @@ void qp_check_irq_remap(const struct qp_host *h, const struct qp_check_facts *f,
 {
 	const char *title = "interrupt remapping";
 	if (!qp_host_iommu_on(h)) {
-		qp_check_add(r, "irq-remap", "host", QP_CHECK_SKIP, title,
-			     qp_xstrdup("needs the IOMMU on first"), NULL);
+		row(r, "irq-remap", "host", QP_CHECK_SKIP, title,
+		    qp_xstrdup("needs the IOMMU on first"), NULL);
 		return;
 	}
 	if (f->unsafe_interrupts == 1) {
-		qp_check_add(r, "irq-remap", "host", QP_CHECK_WARN, title,
-			     qp_xstrdup("SECURITY HOLE: vfio_iommu_type1.allow_unsafe_interrupts=Y is in "
-					"use: VFIO accepts devices without interrupt remapping, and a "
-					"guest can then forge MSIs (interrupts) that reach the host"),
-			     qp_xasprintf("remove allow_unsafe_interrupts from /etc/modprobe.d/*.conf and "
-					  "the kernel command line%s, and enable interrupt remapping in "
-					  "the firmware (x2APIC / VT-d interrupt remapping); reboot",
-					  f->irq_remap == 1 ? " (interrupt remapping is already on here)"
-							    : ""));
+		row(r, "irq-remap", "host", QP_CHECK_WARN, title,
+		    qp_xstrdup("SECURITY HOLE: vfio_iommu_type1.allow_unsafe_interrupts=Y is in "
+			       "use: VFIO accepts devices without interrupt remapping, and a "
+			       "guest can then forge MSIs (interrupts) that reach the host"),
+		    qp_xasprintf("remove allow_unsafe_interrupts from /etc/modprobe.d/*.conf and "
+				 "the kernel command line%s, and enable interrupt remapping in "
+				 "the firmware (x2APIC / VT-d interrupt remapping); reboot",
+				 f->irq_remap == 1 ? " (interrupt remapping is already on here)"
+						   : ""));
 		return;
 	}
 	if (f->irq_remap == 1) {
-		qp_check_add(r, "irq-remap", "host", QP_CHECK_OK, title,
-			     qp_xstrdup("on (IR- interrupt chips in /proc/interrupts)"), NULL);
+		row(r, "irq-remap", "host", QP_CHECK_OK, title,
+		    qp_xstrdup("on (IR- interrupt chips in /proc/interrupts)"), NULL);
 		return;
 	}
 	if (f->irq_remap < 0) {
-		qp_check_add(r, "irq-remap", "host", QP_CHECK_WARN, title,
-			     qp_xstrdup("unknown: /proc/interrupts could not be read"),
-			     qp_xstrdup("look for IR-PCI-MSI in /proc/interrupts"));
+		row(r, "irq-remap", "host", QP_CHECK_WARN, title,
+		    qp_xstrdup("unknown: /proc/interrupts could not be read"),
+		    qp_xstrdup("look for IR-PCI-MSI in /proc/interrupts"));
 		return;
 	}
 	const char *cmd = h->cmdline ? h->cmdline : "";
@@ -131,16 +131,16 @@ void qp_check_irq_remap(const struct qp_host *h, const struct qp_check_facts *f,
 	bool off_by_cmdline = (intremap && !strncmp(intremap, "off", 3)) || nointremap;
 	static const char *const drop[] = { "intremap=", "nointremap", NULL };
 	qp_autofree char *c = off_by_cmdline ? qp_check_cmdline_fix(h, f, NULL, drop) : NULL;
-	qp_check_add(r, "irq-remap", "host", QP_CHECK_FAIL, title,
-		     qp_xasprintf("off%s: vfio_iommu_type1 refuses devices then (QEMU: \"Failed to set "
-				  "iommu for container: Operation not permitted\")",
-				  off_by_cmdline ? " (the kernel command line turns it off)" : ""),
-		     off_by_cmdline
-			     ? qp_xasprintf("%s", c)
-			     : qp_xstrdup("enable interrupt remapping in the firmware setup (with VT-d "
-					  "or AMD-Vi; x2APIC mode); only as a last resort, knowing it "
-					  "is a security hole:\n    echo 'options vfio_iommu_type1 "
-					  "allow_unsafe_interrupts=1' > /etc/modprobe.d/vfio.conf"));
+	row(r, "irq-remap", "host", QP_CHECK_FAIL, title,
+	    qp_xasprintf("off%s: vfio_iommu_type1 refuses devices then (QEMU: \"Failed to set "
+			 "iommu for container: Operation not permitted\")",
+			 off_by_cmdline ? " (the kernel command line turns it off)" : ""),
+	    off_by_cmdline
+		    ? qp_xasprintf("%s", c)
+		    : qp_xstrdup("enable interrupt remapping in the firmware setup (with VT-d "
+				 "or AMD-Vi; x2APIC mode); only as a last resort, knowing it "
+				 "is a security hole:\n    echo 'options vfio_iommu_type1 "
+				 "allow_unsafe_interrupts=1' > /etc/modprobe.d/vfio.conf"));
 }
 
 void qp_check_modules(const struct qp_host *h, struct qp_check_report *r)
@@ -157,19 +157,19 @@ void qp_check_modules(const struct qp_host *h, struct qp_check_report *r)
 		qp_buf_addf(&conf, "%s\\n", name);
 	}
 	if (!missing.len) {
-		qp_check_add(r, "vfio", "host", QP_CHECK_OK, "VFIO modules",
-			     qp_xasprintf("%s loaded", have.s), NULL);
+		row(r, "vfio", "host", QP_CHECK_OK, "VFIO modules",
+		    qp_xasprintf("%s loaded", have.s), NULL);
 		qp_buf_free(&have);
 		qp_buf_free(&missing);
 		qp_buf_free(&conf);
 		return;
 	}
-	qp_check_add(r, "vfio", "host", QP_CHECK_WARN, "VFIO modules",
-		     qp_xasprintf("%s not loaded (qpass up and bind load vfio-pci when they need it)",
-				  missing.s),
-		     qp_xasprintf("load them now:\n    modprobe -a vfio vfio_iommu_type1 vfio_pci\nand "
-				  "at every boot (as the seed does):\n    printf '%s' > "
-				  "/etc/modules-load.d/vfio.conf", conf.s));
+	row(r, "vfio", "host", QP_CHECK_WARN, "VFIO modules",
+	    qp_xasprintf("%s not loaded (qpass up and bind load vfio-pci when they need it)",
+			 missing.s),
+	    qp_xasprintf("load them now:\n    modprobe -a vfio vfio_iommu_type1 vfio_pci\nand "
+			 "at every boot (as the seed does):\n    printf '%s' > "
+			 "/etc/modules-load.d/vfio.conf", conf.s));
 	qp_buf_free(&have);
 	qp_buf_free(&missing);
 	qp_buf_free(&conf);
@@ -182,37 +182,37 @@ void qp_check_kvm(const struct qp_host *h, const struct qp_check_facts *f,
 	const char *vendor_mod = intel_cpu(h) ? "kvm_intel" : h->cpu_svm ? "kvm_amd"
 					    : h->cpu_vendor ? "kvm_amd" : "kvm_intel (or kvm_amd)";
 	if (f->kvm > 0) {
-		qp_check_add(r, "kvm", "host", QP_CHECK_OK, title,
-			     qp_xasprintf("/dev/kvm answers, API version %d", f->kvm), NULL);
+		row(r, "kvm", "host", QP_CHECK_OK, title,
+		    qp_xasprintf("/dev/kvm answers, API version %d", f->kvm), NULL);
 		return;
 	}
 	if (f->kvm == 0) {
-		qp_check_add(r, "kvm", "host", QP_CHECK_OK, title,
-			     qp_xstrdup("/dev/kvm is present (not a device node: not asked)"), NULL);
+		row(r, "kvm", "host", QP_CHECK_OK, title,
+		    qp_xstrdup("/dev/kvm is present (not a device node: not asked)"), NULL);
 		return;
 	}
 	if (f->kvm == -ENOENT) {
 		bool loaded = h->modules[QP_MOD_KVM_INTEL] != QP_MOD_ABSENT ||
 			      h->modules[QP_MOD_KVM_AMD] != QP_MOD_ABSENT;
-		qp_check_add(r, "kvm", "host", QP_CHECK_FAIL, title,
-			     qp_xasprintf("no /dev/kvm%s", loaded ? "" : ": no kvm_intel or kvm_amd "
-									 "module is loaded"),
-			     loaded ? qp_xstrdup("the module is loaded but made no /dev/kvm: see dmesg | "
-						 "grep -i kvm (virtualization disabled in the firmware?)")
-				    : qp_xasprintf("modprobe %s; if it fails, enable the CPU's "
-						   "virtualization in the firmware setup", vendor_mod));
+		row(r, "kvm", "host", QP_CHECK_FAIL, title,
+		    qp_xasprintf("no /dev/kvm%s", loaded ? "" : ": no kvm_intel or kvm_amd "
+								"module is loaded"),
+		    loaded ? qp_xstrdup("the module is loaded but made no /dev/kvm: see dmesg | "
+					"grep -i kvm (virtualization disabled in the firmware?)")
+			   : qp_xasprintf("modprobe %s; if it fails, enable the CPU's "
+					  "virtualization in the firmware setup", vendor_mod));
 		return;
 	}
 	if (f->kvm == -EACCES || f->kvm == -EPERM) {
-		qp_check_add(r, "kvm", "host", QP_CHECK_FAIL, title,
-			     qp_xstrdup("/dev/kvm is there, but this user may not open it"),
-			     qp_xstrdup("run qpass as root (it drops to the profile's run_as for QEMU), or "
-					"add the user to /dev/kvm's group: usermod -aG kvm USER"));
+		row(r, "kvm", "host", QP_CHECK_FAIL, title,
+		    qp_xstrdup("/dev/kvm is there, but this user may not open it"),
+		    qp_xstrdup("run qpass as root (it drops to the profile's run_as for QEMU), or "
+			       "add the user to /dev/kvm's group: usermod -aG kvm USER"));
 		return;
 	}
-	qp_check_add(r, "kvm", "host", QP_CHECK_FAIL, title,
-		     qp_xasprintf("/dev/kvm cannot be used: %s", strerror(-f->kvm)),
-		     qp_xstrdup("see dmesg | grep -i kvm"));
+	row(r, "kvm", "host", QP_CHECK_FAIL, title,
+	    qp_xasprintf("/dev/kvm cannot be used: %s", strerror(-f->kvm)),
+	    qp_xstrdup("see dmesg | grep -i kvm"));
 }
 
 void qp_check_qemu(const struct qp_check_facts *f, struct qp_check_report *r)
@@ -222,31 +222,31 @@ void qp_check_qemu(const struct qp_check_facts *f, struct qp_check_report *r)
 			      "qemu-kvm (RHEL, Fedora), yum install qemu-kvm-ev (CentOS 7, as "
 			      "the seed)";
 	if (!f->qemu_path) {
-		qp_check_add(r, "qemu", "host", QP_CHECK_FAIL, title,
-			     qp_xasprintf("%s is not in PATH", f->qemu),
-			     qp_xasprintf("install it: %s; or name the binary with \"qemu\" in the "
-					  "profile", install));
+		row(r, "qemu", "host", QP_CHECK_FAIL, title,
+		    qp_xasprintf("%s is not in PATH", f->qemu),
+		    qp_xasprintf("install it: %s; or name the binary with \"qemu\" in the "
+				 "profile", install));
 		return;
 	}
 	if (f->qemu_error) {
-		qp_check_add(r, "qemu", "host", QP_CHECK_FAIL, title,
-			     qp_xasprintf("%s: %s", f->qemu_path, f->qemu_error),
-			     qp_xasprintf("run %s -version to see why; reinstall it: %s", f->qemu_path,
-					  install));
+		row(r, "qemu", "host", QP_CHECK_FAIL, title,
+		    qp_xasprintf("%s: %s", f->qemu_path, f->qemu_error),
+		    qp_xasprintf("run %s -version to see why; reinstall it: %s", f->qemu_path,
+				 install));
 		return;
 	}
 	if (f->qemu_vfio == 0) {
-		qp_check_add(r, "qemu", "host", QP_CHECK_FAIL, title,
-			     qp_xasprintf("%s (version %s) has no vfio-pci device (its -device help does "
-					  "not list it)", f->qemu_path,
-					  f->qemu_version ? f->qemu_version : "unknown"),
-			     qp_xasprintf("use a QEMU built with VFIO: %s", install));
+		row(r, "qemu", "host", QP_CHECK_FAIL, title,
+		    qp_xasprintf("%s (version %s) has no vfio-pci device (its -device help does "
+				 "not list it)", f->qemu_path,
+				 f->qemu_version ? f->qemu_version : "unknown"),
+		    qp_xasprintf("use a QEMU built with VFIO: %s", install));
 		return;
 	}
-	qp_check_add(r, "qemu", "host", QP_CHECK_OK, title,
-		     qp_xasprintf("%s, version %s, has vfio-pci", f->qemu_path,
-				  f->qemu_version ? f->qemu_version : "unknown"),
-		     NULL);
+	row(r, "qemu", "host", QP_CHECK_OK, title,
+	    qp_xasprintf("%s, version %s, has vfio-pci", f->qemu_path,
+			 f->qemu_version ? f->qemu_version : "unknown"),
+	    NULL);
 }
 
 void qp_check_ovmf(const struct qp_check_target *t, const struct qp_check_facts *f,
@@ -256,8 +256,8 @@ void qp_check_ovmf(const struct qp_check_target *t, const struct qp_check_facts 
 	if (!p || p->firmware != QP_FW_OVMF)
 		return;
 	if (!f->ovmf_code && !f->ovmf_vars) {
-		qp_check_add(r, "ovmf", "host", QP_CHECK_OK, "OVMF",
-			     qp_xasprintf("%s and %s", p->ovmf_code, p->ovmf_vars), NULL);
+		row(r, "ovmf", "host", QP_CHECK_OK, "OVMF",
+		    qp_xasprintf("%s and %s", p->ovmf_code, p->ovmf_vars), NULL);
 		return;
 	}
 	struct qp_buf d = { 0 };
@@ -266,10 +266,10 @@ void qp_check_ovmf(const struct qp_check_target *t, const struct qp_check_facts 
 	if (f->ovmf_vars)
 		qp_buf_addf(&d, "%s%s: %s", d.len ? "; " : "", p->ovmf_vars,
 			    strerror(f->ovmf_vars));
-	qp_check_add(r, "ovmf", "host", QP_CHECK_FAIL, "OVMF", qp_buf_steal(&d),
-		     qp_xstrdup("install the UEFI firmware: apt-get install ovmf (Debian, Ubuntu), dnf "
-				"install edk2-ovmf (RHEL, Fedora); or set \"ovmf\": {\"code\": ..., "
-				"\"vars\": ...} in the profile"));
+	row(r, "ovmf", "host", QP_CHECK_FAIL, "OVMF", qp_buf_steal(&d),
+	    qp_xstrdup("install the UEFI firmware: apt-get install ovmf (Debian, Ubuntu), dnf "
+		       "install edk2-ovmf (RHEL, Fedora); or set \"ovmf\": {\"code\": ..., "
+		       "\"vars\": ...} in the profile"));
 }
 
 static const char *page_size(uint64_t kb)
@@ -289,26 +289,26 @@ void qp_check_hugepages(const struct qp_host *h, const struct qp_check_target *t
 		qp_autofree char *subject = qp_xasprintf("node %d", t->node);
 		const char *sz = page_size(p->hugepage_kb);
 		if (free_pages < need) {
-			qp_check_add(r, "hugepages", subject, QP_CHECK_FAIL, "hugepages",
-				     qp_xasprintf("%" PRIu64 " of %" PRIu64 " %s hugepages free; the VM's "
-						  "%" PRIu64 " MiB needs %" PRIu64, free_pages, total, sz,
-						  p->memory_mib, need),
-				     qp_xasprintf("reserve them now:\n    echo %" PRIu64 " > /sys/devices/system/"
-						  "node/node%d/hugepages/hugepages-%" PRIu64 "kB/"
-						  "nr_hugepages\n(at boot: hugepagesz=%s hugepages=N on the "
-						  "kernel command line)",
-						  total + need - free_pages, t->node, p->hugepage_kb, sz));
+			row(r, "hugepages", subject, QP_CHECK_FAIL, "hugepages",
+			    qp_xasprintf("%" PRIu64 " of %" PRIu64 " %s hugepages free; the VM's "
+					 "%" PRIu64 " MiB needs %" PRIu64, free_pages, total, sz,
+					 p->memory_mib, need),
+			    qp_xasprintf("reserve them now:\n    echo %" PRIu64 " > /sys/devices/system/"
+					 "node/node%d/hugepages/hugepages-%" PRIu64 "kB/"
+					 "nr_hugepages\n(at boot: hugepagesz=%s hugepages=N on the "
+					 "kernel command line)",
+					 total + need - free_pages, t->node, p->hugepage_kb, sz));
 		} else {
-			qp_check_add(r, "hugepages", subject, QP_CHECK_OK, "hugepages",
-				     qp_xasprintf("%" PRIu64 " of %" PRIu64 " %s hugepages free; the VM "
-						  "needs %" PRIu64, free_pages, total, sz, need), NULL);
+			row(r, "hugepages", subject, QP_CHECK_OK, "hugepages",
+			    qp_xasprintf("%" PRIu64 " of %" PRIu64 " %s hugepages free; the VM "
+					 "needs %" PRIu64, free_pages, total, sz, need), NULL);
 		}
 		if (!f->hugetlbfs)
-			qp_check_add(r, "hugepages-mount", p->hugepage_path, QP_CHECK_FAIL, "hugetlbfs",
-				     qp_xasprintf("%s is not a hugetlbfs mount", p->hugepage_path),
-				     qp_xasprintf("mount it (and add it to /etc/fstab for every boot):\n"
-						  "    mkdir -p %s && mount -t hugetlbfs -o pagesize=%s none %s",
-						  p->hugepage_path, sz, p->hugepage_path));
+			row(r, "hugepages-mount", p->hugepage_path, QP_CHECK_FAIL, "hugetlbfs",
+			    qp_xasprintf("%s is not a hugetlbfs mount", p->hugepage_path),
+			    qp_xasprintf("mount it (and add it to /etc/fstab for every boot):\n"
+					 "    mkdir -p %s && mount -t hugetlbfs -o pagesize=%s none %s",
+					 p->hugepage_path, sz, p->hugepage_path));
 		return;
 	}
 	/* No VM asks: say what each node has. */
@@ -325,7 +325,7 @@ void qp_check_hugepages(const struct qp_host *h, const struct qp_check_target *t
 	}
 	if (!d.len)
 		qp_buf_add(&d, "no NUMA nodes");
-	qp_check_add(r, "hugepages", "host", QP_CHECK_OK, "hugepages", qp_buf_steal(&d), NULL);
+	row(r, "hugepages", "host", QP_CHECK_OK, "hugepages", qp_buf_steal(&d), NULL);
 }
 
 static char *mib(uint64_t bytes)
@@ -349,32 +349,32 @@ void qp_check_memlock(const struct qp_check_target *t, const struct qp_check_fac
 		need = (t->profile->memory_mib << 20) + ((uint64_t)t->n_fns << 30);
 	if (t->n_fns && need && f->memlock_max < need && !f->cap_sys_resource) {
 		qp_autofree char *want = mib(need);
-		qp_check_add(r, "memlock", "host", QP_CHECK_FAIL, title,
-			     qp_xasprintf("the hard limit is %s; VFIO pins the VM's memory, %s, and this "
-					  "process may not raise it (no CAP_SYS_RESOURCE)", have, want),
-			     qp_xasprintf("run qpass up as root with CAP_SYS_RESOURCE (a container may "
-					  "drop it), or raise the hard limit: LimitMEMLOCK=infinity in a "
-					  "systemd unit, or '* hard memlock unlimited' in "
-					  "/etc/security/limits.conf"));
+		row(r, "memlock", "host", QP_CHECK_FAIL, title,
+		    qp_xasprintf("the hard limit is %s; VFIO pins the VM's memory, %s, and this "
+				 "process may not raise it (no CAP_SYS_RESOURCE)", have, want),
+		    qp_xasprintf("run qpass up as root with CAP_SYS_RESOURCE (a container may "
+				 "drop it), or raise the hard limit: LimitMEMLOCK=infinity in a "
+				 "systemd unit, or '* hard memlock unlimited' in "
+				 "/etc/security/limits.conf"));
 		return;
 	}
 	if (f->memlock_max == UINT64_MAX || f->cap_sys_resource) {
-		qp_check_add(r, "memlock", "host", QP_CHECK_OK, title,
-			     qp_xasprintf("hard limit %s%s", have,
-					  f->memlock_max == UINT64_MAX ? ""
-					  : "; qpass up raises it for VFIO (CAP_SYS_RESOURCE)"), NULL);
+		row(r, "memlock", "host", QP_CHECK_OK, title,
+		    qp_xasprintf("hard limit %s%s", have,
+				 f->memlock_max == UINT64_MAX ? ""
+				 : "; qpass up raises it for VFIO (CAP_SYS_RESOURCE)"), NULL);
 		return;
 	}
 	if (t->n_fns && need) {
 		qp_autofree char *want = mib(need);
-		qp_check_add(r, "memlock", "host", QP_CHECK_OK, title,
-			     qp_xasprintf("hard limit %s, enough for the %s VFIO pins", have, want), NULL);
+		row(r, "memlock", "host", QP_CHECK_OK, title,
+		    qp_xasprintf("hard limit %s, enough for the %s VFIO pins", have, want), NULL);
 		return;
 	}
-	qp_check_add(r, "memlock", "host", QP_CHECK_WARN, title,
-		     qp_xasprintf("hard limit %s, and this process may not raise it (no "
-				  "CAP_SYS_RESOURCE): VFIO pins all of a VM's memory", have),
-		     qp_xstrdup("run qpass up as root with CAP_SYS_RESOURCE, or raise the hard limit: "
-				"LimitMEMLOCK=infinity in a systemd unit, or '* hard memlock unlimited' in "
-				"/etc/security/limits.conf"));
+	row(r, "memlock", "host", QP_CHECK_WARN, title,
+	    qp_xasprintf("hard limit %s, and this process may not raise it (no "
+			 "CAP_SYS_RESOURCE): VFIO pins all of a VM's memory", have),
+	    qp_xstrdup("run qpass up as root with CAP_SYS_RESOURCE, or raise the hard limit: "
+		       "LimitMEMLOCK=infinity in a systemd unit, or '* hard memlock unlimited' in "
+		       "/etc/security/limits.conf"));
 }

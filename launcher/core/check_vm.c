@@ -19,8 +19,8 @@ void qp_check_groups(const struct qp_host *h, const struct qp_check_target *t,
 		     struct qp_check_report *r)
 {
 	if (!qp_host_iommu_on(h)) {
-		qp_check_add(r, "group", "groups", QP_CHECK_SKIP, "IOMMU groups",
-			     qp_xstrdup("no groups while the IOMMU is off"), NULL);
+		row(r, "group", "groups", QP_CHECK_SKIP, "IOMMU groups",
+		    qp_xstrdup("no groups while the IOMMU is off"), NULL);
 		return;
 	}
 	int *groups = qp_xcalloc(t->n_fns ? t->n_fns : 1, sizeof(int));
@@ -30,10 +30,10 @@ void qp_check_groups(const struct qp_host *h, const struct qp_check_target *t,
 		char a[QP_PCI_ADDR_LEN];
 		qp_pci_addr_fmt(&t->fns[i], a);
 		if (d->iommu_group < 0) {
-			qp_check_add(r, "group", a, QP_CHECK_FAIL, "IOMMU group",
-				     qp_xstrdup("in no IOMMU group: it cannot be passed through"),
-				     qp_xstrdup("the firmware's IOMMU tables leave it out; pass another "
-						"device"));
+			row(r, "group", a, QP_CHECK_FAIL, "IOMMU group",
+			    qp_xstrdup("in no IOMMU group: it cannot be passed through"),
+			    qp_xstrdup("the firmware's IOMMU tables leave it out; pass another "
+				       "device"));
 			continue;
 		}
 		bool seen = false;
@@ -52,8 +52,8 @@ void qp_check_groups(const struct qp_host *h, const struct qp_check_target *t,
 			size_t wl = strlen(t->what);
 			if (!strncmp(m, t->what, wl) && !strncmp(m + wl, ": ", 2))
 				m += wl + 2;
-			qp_check_add(r, "group", subject, QP_CHECK_FAIL, "IOMMU group", qp_xstrdup(m),
-				     err->hint ? qp_xstrdup(err->hint) : NULL);
+			row(r, "group", subject, QP_CHECK_FAIL, "IOMMU group", qp_xstrdup(m),
+			    err->hint ? qp_xstrdup(err->hint) : NULL);
 			qp_err_free(err);
 			continue;
 		}
@@ -71,7 +71,7 @@ void qp_check_groups(const struct qp_host *h, const struct qp_check_target *t,
 				    in ? "(VM)" : dev && dev->header_type == QP_HDR_BRIDGE ? "(bridge)"
 				    : "(no host driver)", m + 1 < grp->n_members ? "," : "");
 		}
-		qp_check_add(r, "group", subject, QP_CHECK_OK, "IOMMU group", qp_buf_steal(&d), NULL);
+		row(r, "group", subject, QP_CHECK_OK, "IOMMU group", qp_buf_steal(&d), NULL);
 	}
 	free(groups);
 }
@@ -102,12 +102,12 @@ static bool fn_framebuffer(const struct qp_host *h, const struct qp_check_facts 
 				    : !strcmp(fb, "vesafb") ? "video=vesafb:off"
 				    : "initcall_blacklist=sysfb_init";
 		qp_autofree char *c = qp_check_cmdline_fix(h, f, param, no_drop);
-		qp_check_add(r, "framebuffer", a, QP_CHECK_WARN, "boot framebuffer",
-			     qp_xasprintf("%s owns %" PRIx64 "-%" PRIx64 " in BAR %d (/proc/iomem): "
-					  "QEMU cannot map that part of the GPU (\"BAR %d: can't "
-					  "reserve\"), and the guest's driver fails on it", fb, s, e,
-					  b, b),
-			     qp_xasprintf("keep the host's firmware console off this GPU; %s", c));
+		row(r, "framebuffer", a, QP_CHECK_WARN, "boot framebuffer",
+		    qp_xasprintf("%s owns %" PRIx64 "-%" PRIx64 " in BAR %d (/proc/iomem): "
+				 "QEMU cannot map that part of the GPU (\"BAR %d: can't "
+				 "reserve\"), and the guest's driver fails on it", fb, s, e,
+				 b, b),
+		    qp_xasprintf("keep the host's firmware console off this GPU; %s", c));
 		return true;
 	}
 	return false;
@@ -119,12 +119,12 @@ static bool fn_holders(const struct qp_pci_dev *d, const struct qp_check_dev *pd
 {
 	if (!pd || !pd->holders || (d->driver && !strcmp(d->driver, "vfio-pci")))
 		return false;
-	qp_check_add(r, "holders", a, QP_CHECK_FAIL, "in use",
-		     qp_xasprintf("held open by %s: unbinding its %s driver would hang",
-				  pd->holders, d->driver ? d->driver : "host"),
-		     qp_xstrdup("stop them first (a display manager: systemctl stop "
-				"display-manager; nvidia-persistenced: systemctl stop "
-				"nvidia-persistenced)"));
+	row(r, "holders", a, QP_CHECK_FAIL, "in use",
+	    qp_xasprintf("held open by %s: unbinding its %s driver would hang",
+			 pd->holders, d->driver ? d->driver : "host"),
+	    qp_xstrdup("stop them first (a display manager: systemctl stop "
+		       "display-manager; nvidia-persistenced: systemctl stop "
+		       "nvidia-persistenced)"));
 	return true;
 }
 
@@ -145,15 +145,15 @@ static bool fn_reset(const struct qp_host *h, const struct qp_check_target *t,
 	}
 	if (!no_reset || *slot_reset || d->header_type == QP_HDR_BRIDGE)
 		return false;
-	qp_check_add(r, "reset", a, QP_CHECK_WARN, "reset",
-		     qp_xasprintf("no reset method (%s): the device cannot be reset between "
-				  "VM runs, and may come back broken to the next VM or to "
-				  "the host (the reset bug)",
-				  d->reset_methods ? "reset_method is empty"
-						   : "the kernel gives it no reset_method"),
-		     qp_xstrdup("nothing to set on the host side: if a guest fails on its "
-				"second start, power-cycle the host; for AMD GPUs the "
-				"vendor-reset module adds a reset"));
+	row(r, "reset", a, QP_CHECK_WARN, "reset",
+	    qp_xasprintf("no reset method (%s): the device cannot be reset between "
+			 "VM runs, and may come back broken to the next VM or to "
+			 "the host (the reset bug)",
+			 d->reset_methods ? "reset_method is empty"
+					  : "the kernel gives it no reset_method"),
+	    qp_xstrdup("nothing to set on the host side: if a guest fails on its "
+		       "second start, power-cycle the host; for AMD GPUs the "
+		       "vendor-reset module adds a reset"));
 	return true;
 }
 
@@ -161,11 +161,11 @@ static bool fn_power(const struct qp_pci_dev *d, const char *a, struct qp_check_
 {
 	if (!d->power_state || strcmp(d->power_state, "D3cold"))
 		return false;
-	qp_check_add(r, "power", a, QP_CHECK_WARN, "power state",
-		     qp_xstrdup("in D3cold (powered off): devices that do not come back "
-				"from D3cold fail to start in the guest"),
-		     qp_xasprintf("keep it powered:\n    echo 0 > /sys/bus/pci/devices/%s/"
-				  "d3cold_allowed", a));
+	row(r, "power", a, QP_CHECK_WARN, "power state",
+	    qp_xstrdup("in D3cold (powered off): devices that do not come back "
+		       "from D3cold fail to start in the guest"),
+	    qp_xasprintf("keep it powered:\n    echo 0 > /sys/bus/pci/devices/%s/"
+			 "d3cold_allowed", a));
 	return true;
 }
 
@@ -186,7 +186,7 @@ static void fn_ok(const struct qp_pci_dev *d, const struct qp_pci_dev *slot_rese
 		qp_buf_addf(&ok, ", reset with its slot (%s: %s)", o, slot_reset->reset_methods[0]);
 	}
 	qp_buf_add(&ok, ", not held, no boot framebuffer");
-	qp_check_add(r, "function", a, QP_CHECK_OK, "function", qp_buf_steal(&ok), NULL);
+	row(r, "function", a, QP_CHECK_OK, "function", qp_buf_steal(&ok), NULL);
 }
 
 void qp_check_functions(const struct qp_host *h, const struct qp_check_target *t,
@@ -218,11 +218,11 @@ void qp_check_node(const struct qp_host *h, const struct qp_check_target *t,
 {
 	if (t->node < 0 || !qp_host_node(h, t->node)) {
 		if (h->n_nodes && t->n_fns)
-			qp_check_add(r, "node", "node", QP_CHECK_FAIL, "NUMA node",
-				     qp_xstrdup("the functions are on different NUMA nodes: no node is "
-						"local to all of them"),
-				     qp_xstrdup("pass devices of one node per VM, or choose the node with "
-						"\"numa\" in the profile"));
+			row(r, "node", "node", QP_CHECK_FAIL, "NUMA node",
+			    qp_xstrdup("the functions are on different NUMA nodes: no node is "
+				       "local to all of them"),
+			    qp_xstrdup("pass devices of one node per VM, or choose the node with "
+				       "\"numa\" in the profile"));
 		return;
 	}
 	const struct qp_numa_node *nd = qp_host_node(h, t->node);
@@ -233,35 +233,35 @@ void qp_check_node(const struct qp_host *h, const struct qp_check_target *t,
 	const struct qp_profile *p = t->profile;
 	uint64_t free_mib = nd->mem_free_kb / 1024, total_mib = nd->mem_total_kb / 1024;
 	if (!p) {
-		qp_check_add(r, "node", subject, QP_CHECK_OK, "NUMA node",
-			     qp_xasprintf("the device's node: %zu online CPUs, %" PRIu64 " of %" PRIu64
-					  " MiB free", online, free_mib, total_mib), NULL);
+		row(r, "node", subject, QP_CHECK_OK, "NUMA node",
+		    qp_xasprintf("the device's node: %zu online CPUs, %" PRIu64 " of %" PRIu64
+				 " MiB free", online, free_mib, total_mib), NULL);
 		return;
 	}
 	if ((size_t)p->vcpus > online && !p->vcpu_pins) {
-		qp_check_add(r, "node", subject, QP_CHECK_FAIL, "NUMA node",
-			     qp_xasprintf("%zu online CPUs; the VM wants %d vCPUs pinned 1:1 on it", online,
-					  p->vcpus),
-			     qp_xasprintf("lower \"vcpus\" in %s to %zu at most, or pin by hand with "
-					  "\"vcpu_pins\"", p->file, online));
+		row(r, "node", subject, QP_CHECK_FAIL, "NUMA node",
+		    qp_xasprintf("%zu online CPUs; the VM wants %d vCPUs pinned 1:1 on it", online,
+				 p->vcpus),
+		    qp_xasprintf("lower \"vcpus\" in %s to %zu at most, or pin by hand with "
+				 "\"vcpu_pins\"", p->file, online));
 	} else if (p->memory_mib > total_mib && !p->hugepage_kb) {
-		qp_check_add(r, "node", subject, QP_CHECK_FAIL, "NUMA node",
-			     qp_xasprintf("%" PRIu64 " MiB of memory in all; the VM asks for %" PRIu64
-					  " MiB bound to this node", total_mib, p->memory_mib),
-			     qp_xasprintf("lower \"memory\" in %s", p->file));
+		row(r, "node", subject, QP_CHECK_FAIL, "NUMA node",
+		    qp_xasprintf("%" PRIu64 " MiB of memory in all; the VM asks for %" PRIu64
+				 " MiB bound to this node", total_mib, p->memory_mib),
+		    qp_xasprintf("lower \"memory\" in %s", p->file));
 	} else if (p->memory_mib > free_mib && !p->hugepage_kb) {
-		qp_check_add(r, "node", subject, QP_CHECK_WARN, "NUMA node",
-			     qp_xasprintf("%" PRIu64 " MiB free; the VM asks for %" PRIu64 " MiB (the "
-					  "kernel may reclaim caches, or the VM may fail to start)",
-					  free_mib, p->memory_mib),
-			     qp_xstrdup("free memory on the node (stop what uses it; echo 3 > "
-					"/proc/sys/vm/drop_caches drops the page cache), or lower "
-					"\"memory\""));
+		row(r, "node", subject, QP_CHECK_WARN, "NUMA node",
+		    qp_xasprintf("%" PRIu64 " MiB free; the VM asks for %" PRIu64 " MiB (the "
+				 "kernel may reclaim caches, or the VM may fail to start)",
+				 free_mib, p->memory_mib),
+		    qp_xstrdup("free memory on the node (stop what uses it; echo 3 > "
+			       "/proc/sys/vm/drop_caches drops the page cache), or lower "
+			       "\"memory\""));
 	} else {
-		qp_check_add(r, "node", subject, QP_CHECK_OK, "NUMA node",
-			     qp_xasprintf("%zu online CPU%s for %d vCPU%s; %" PRIu64 " MiB free for %" PRIu64
-					  " MiB", online, online == 1 ? "" : "s", p->vcpus,
-					  p->vcpus == 1 ? "" : "s", free_mib, p->memory_mib), NULL);
+		row(r, "node", subject, QP_CHECK_OK, "NUMA node",
+		    qp_xasprintf("%zu online CPU%s for %d vCPU%s; %" PRIu64 " MiB free for %" PRIu64
+				 " MiB", online, online == 1 ? "" : "s", p->vcpus,
+				 p->vcpus == 1 ? "" : "s", free_mib, p->memory_mib), NULL);
 	}
 }
 
@@ -274,18 +274,18 @@ void qp_check_plan(const struct qp_host *h, const struct qp_check_target *t,
 	if (!t->planned) {
 		/* A failure the rows above already explain is not said twice. */
 		if (r->n[QP_CHECK_FAIL] == fails_before)
-			qp_check_add(r, "plan", "plan", QP_CHECK_FAIL, "plan",
-				     qp_xstrdup(t->plan_err->msg),
-				     t->plan_err->hint ? qp_xstrdup(t->plan_err->hint) : NULL);
+			row(r, "plan", "plan", QP_CHECK_FAIL, "plan",
+			    qp_xstrdup(t->plan_err->msg),
+			    t->plan_err->hint ? qp_xstrdup(t->plan_err->hint) : NULL);
 		return;
 	}
 	const struct qp_numa_node *nd = t->node >= 0 ? qp_host_node(h, t->node) : NULL;
 	qp_autofree char *memory_note = nd ? qp_plan_memory_note(nd, p->memory_mib) : NULL;
 	for (char **w = t->plan.warnings; w && *w; w++)
 		if (!memory_note || strcmp(*w, memory_note))
-			qp_check_add(r, "plan", "plan", QP_CHECK_WARN, "plan", qp_xstrdup(*w), NULL);
-	qp_check_add(r, "plan", "plan", QP_CHECK_OK, "plan",
-		     qp_xasprintf("valid: %zu function%s, %zu vCPU%s, NUMA node %d (qpass plan %s shows "
-				  "it)", t->plan.n_devs, t->plan.n_devs == 1 ? "" : "s", t->plan.n_vcpus,
-				  t->plan.n_vcpus == 1 ? "" : "s", t->plan.numa_node, p->file), NULL);
+			row(r, "plan", "plan", QP_CHECK_WARN, "plan", qp_xstrdup(*w), NULL);
+	row(r, "plan", "plan", QP_CHECK_OK, "plan",
+	    qp_xasprintf("valid: %zu function%s, %zu vCPU%s, NUMA node %d (qpass plan %s shows "
+			 "it)", t->plan.n_devs, t->plan.n_devs == 1 ? "" : "s", t->plan.n_vcpus,
+			 t->plan.n_vcpus == 1 ? "" : "s", t->plan.numa_node, p->file), NULL);
 }
