@@ -10,12 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vfio/holders.h"
-#include "vfio/journal.h"
-#include "vfio/sysfs.h"
 #include "base/kernel.h"
 #include "base/sysparse.h"
 #include "base/util.h"
+#include "vfio/holders.h"
+#include "vfio/journal.h"
+#include "vfio/sysfs.h"
 
 #define WRITE_TIMEOUT_MS 10000
 #define LINK_WAIT_MS 3000

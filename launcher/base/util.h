@@ -1,5 +1,5 @@
 /* Allocation that never returns NULL, cleanup attributes, a growable string, string
- * vectors, the monotonic clock, and mkdir -p.
+ * vectors, and the monotonic clock.
  *
  * qpass aborts on allocation failure: a launcher that cannot allocate a few bytes has
  * nothing safe left to do, and an unchecked NULL is worse. Every fd, allocation and
@@ -12,9 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/types.h>
-
-#include "base/err.h"
 
 void *qp_xmalloc(size_t n);
 void *qp_xcalloc(size_t nmemb, size_t size);
@@ -46,10 +43,6 @@ static inline int qp_hexval(char c)
 
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines, never for dates. */
 int64_t qp_now_ms(void);
-
-/* Creates path and its missing parents (0755); path itself gets mode. An existing
- * directory is fine. */
-int qp_mkdir_p(const char *path, mode_t mode, struct qp_err **err);
 
 /* A value as it may safely stand in a message: quoted, at most 40 characters, newlines
  * and non-printable bytes escaped (a corrupt file must not write to the terminal). */

@@ -65,6 +65,49 @@ int qp_cmd_list(struct globals *g, int argc, char **argv)
 	return qp_cli_finish(rc);
 }
 
+/* The three steps of check (core/check.h): target, probe, evaluation; then the report. */
+static int run_check(const struct globals *g, const char *profile, const char *device, bool json)
+{
+	struct qp_profile p;
+	if (profile && qp_cli_load_profile(profile, &p) < 0)
+		return QP_EXIT_FAIL;
+	struct qp_root root;
+	struct qp_host h;
+	if (qp_cli_open_host(g, QP_HOST_NAMES, &root, &h) < 0) {
+		if (profile)
+			qp_profile_free(&p);
+		return QP_EXIT_FAIL;
+	}
+	qp_autoerr struct qp_err *err = NULL;
+	struct qp_check_target t = { 0 };
+	int rc = 0;
+	if (profile)
+		qp_check_target_profile(&p, &h, &t);
+	else if (device && qp_check_target_device(device, &h, &t, &err) < 0)
+		rc = -1;
+	if (rc < 0) {
+		qp_err_report(&err);
+		rc = QP_EXIT_FAIL;
+	} else {
+		struct qp_check_facts facts;
+		struct qp_check_report report;
+		qp_check_probe(&root, &h, &t, &facts);
+		qp_check_eval(&h, &t, &facts, &report);
+		rc = qp_cli_emit(json ? qp_check_json(&report) : NULL,
+				 json ? NULL : qp_check_text(&report));
+		if (rc == QP_EXIT_OK && report.n[QP_CHECK_FAIL])
+			rc = QP_EXIT_FAIL;
+		qp_check_report_free(&report);
+		qp_check_facts_free(&facts);
+	}
+	qp_check_target_free(&t);
+	qp_host_free(&h);
+	qp_root_close(&root);
+	if (profile)
+		qp_profile_free(&p);
+	return qp_cli_finish(rc);
+}
+
 int qp_cmd_check(struct globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -104,43 +147,5 @@ int qp_cmd_check(struct globals *g, int argc, char **argv)
 	const char *profile = optind < argc ? argv[optind] : NULL;
 	if (profile && device)
 		return qp_cli_usage_error("check: a profile or --device, not both");
-
-	struct qp_profile p;
-	if (profile && qp_cli_load_profile(profile, &p) < 0)
-		return QP_EXIT_FAIL;
-	struct qp_root root;
-	struct qp_host h;
-	if (qp_cli_open_host(g, QP_HOST_NAMES, &root, &h) < 0) {
-		if (profile)
-			qp_profile_free(&p);
-		return QP_EXIT_FAIL;
-	}
-	qp_autoerr struct qp_err *err = NULL;
-	struct qp_check_target t = { 0 };
-	int rc = 0;
-	if (profile)
-		qp_check_target_profile(&p, &h, &t);
-	else if (device && qp_check_target_device(device, &h, &t, &err) < 0)
-		rc = -1;
-	if (rc < 0) {
-		qp_err_report(&err);
-		rc = QP_EXIT_FAIL;
-	} else {
-		struct qp_check_facts facts;
-		struct qp_check_report report;
-		qp_check_probe(&root, &h, &t, &facts);
-		qp_check_eval(&h, &t, &facts, &report);
-		rc = qp_cli_emit(json ? qp_check_json(&report) : NULL,
-				 json ? NULL : qp_check_text(&report));
-		if (rc == QP_EXIT_OK && report.n[QP_CHECK_FAIL])
-			rc = QP_EXIT_FAIL;
-		qp_check_report_free(&report);
-		qp_check_facts_free(&facts);
-	}
-	qp_check_target_free(&t);
-	qp_host_free(&h);
-	qp_root_close(&root);
-	if (profile)
-		qp_profile_free(&p);
-	return qp_cli_finish(rc);
+	return run_check(g, profile, device, json);
 }

@@ -2,9 +2,9 @@
 
 #include <string.h>
 
-#include "core/advice.h"
 #include "base/jsonout.h"
 #include "base/util.h"
+#include "core/advice.h"
 
 #define WIDTH 80
 

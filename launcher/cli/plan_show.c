@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "base/jsonout.h"
-#include "core/argv.h"
 #include "base/util.h"
+#include "core/argv.h"
 
 static char *fmt_mib(uint64_t mib)
 {

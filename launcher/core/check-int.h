@@ -19,7 +19,7 @@ static inline void row(struct qp_check_report *r, const char *id, const char *su
 	r->n[st]++;
 }
 
-/* How to change the kernel command line on this host: the file and line to edit (the
+/* How to change the kernel command line on this host (check_fix.c): the file and line to edit (the
  * GRUB_CMDLINE_LINUX line with `add` appended and every word starting with one of
  * `drop` removed), the command that makes the boot loader's configuration, the reboot.
  * Caller frees. */

@@ -1,11 +1,42 @@
 /* `qpass check`: the rules about the VM's devices and node (IOMMU groups, boot
  * framebuffers, holders, resets, power, the NUMA node, the plan). Pure. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "core/check-int.h"
+
+static const char *const boot_fbs[] = { "efifb", "simpledrm", "simple-framebuffer",
+					"vesafb", "BOOTFB", NULL };
+
+const char *qp_check_iomem_fb(const char *iomem, uint64_t start, uint64_t end,
+			      uint64_t *fb_start, uint64_t *fb_end)
+{
+	for (const char *line = iomem; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		qp_autofree char *l = qp_xstrndup(line, len);
+		line = nl ? nl + 1 : NULL;
+		unsigned long long s, e;
+		int name_at = 0;
+		if (sscanf(l, " %llx-%llx : %n", &s, &e, &name_at) != 2 || !name_at)
+			continue;
+		const char *name = l + name_at;
+		for (const char *const *fb = boot_fbs; *fb; fb++) {
+			if (strcmp(name, *fb))
+				continue;
+			/* Without root, the kernel shows every range as 0-0. */
+			if ((s || e) && s <= end && e >= start) {
+				*fb_start = s;
+				*fb_end = e;
+				return *fb;
+			}
+		}
+	}
+	return NULL;
+}
 
 static const char *const no_drop[] = { NULL };
 

@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "core/advice.h"
 #include "core/argv.h"
 #include "core/slots.h"
-#include "base/util.h"
 
 static const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LEN])
 {

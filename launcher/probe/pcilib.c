@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/host.h"
 #include "base/util.h"
+#include "core/host.h"
 
 /* libpci's error callback must not return (the library goes on as if it had exited).
  * It jumps back into qp_pcilib_annotate() instead; one libpci session at a time. */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/exit.h"
+#include "base/files.h"
 #include "base/jsonout.h"
 #include "base/rundir.h"
 #include "base/util.h"

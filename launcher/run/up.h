@@ -3,8 +3,8 @@
 #define QP_UP_H
 
 #include "base/err.h"
-#include "core/plan.h"
 #include "base/root.h"
+#include "core/plan.h"
 
 /* Runs the plan's VM until it ends. Returns the exit status for qpass (QP_EXIT_OK when
  * QEMU stopped as asked, QP_EXIT_QEMU when it ended on its own), or -1 with *err when

@@ -1,5 +1,6 @@
-/* The host model read from the fixture hosts (tests/fixtures/mkhost.py), whose
- * trees the build writes into $QP_FIXTURES. */
+/* Unit tests of the edge that reads the host (launcher/probe): the host model read from
+ * the fixture hosts (tests/fixtures/mkhost.py), whose trees the build writes into
+ * $QP_FIXTURES, libpci beside it, and check's probe parsers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,10 +10,11 @@
 
 #include <cmocka.h>
 
+#include "base/util.h"
 #include "core/advice.h"
+#include "probe/checkprobe.h"
 #include "probe/hostload.h"
 #include "probe/pcilib.h"
-#include "base/util.h"
 
 static struct qp_host *load(const char *name)
 {
@@ -256,6 +258,31 @@ static void libpci_errors_come_back(void **state)
 	qp_root_close(&root);
 }
 
+/* /proc/interrupts: chips behind interrupt remapping are named IR-*. */
+static void check_interrupts(void **state)
+{
+	(void)state;
+	assert_int_equal(qp_check_parse_interrupts(
+				 "           CPU0       CPU1\n"
+				 "  0:         22          0   IR-IO-APIC    2-edge      timer\n"
+				 " 24:          0          0   IR-PCI-MSI 327680-edge  PCIe PME\n"), 1);
+	assert_int_equal(qp_check_parse_interrupts(
+				 "  0:         22          0   IO-APIC    2-edge      timer\n"
+				 " 25:          0          0   PCI-MSI 327680-edge  DIR-handler\n"), 0);
+	assert_int_equal(qp_check_parse_interrupts(""), 0);
+}
+
+static void check_qemu_version(void **state)
+{
+	(void)state;
+	char *v = qp_check_parse_qemu_version(
+		"QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)\nCopyright...\n");
+	assert_string_equal(v, "7.2.19");
+	free(v);
+	assert_null(qp_check_parse_qemu_version("qemu: unknown option\n"));
+	assert_null(qp_check_parse_qemu_version("version x"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +293,8 @@ int main(void)
 		cmocka_unit_test(iommu_off_host),
 		cmocka_unit_test(missing_root_is_named),
 		cmocka_unit_test(libpci_errors_come_back),
+		cmocka_unit_test(check_interrupts),
+		cmocka_unit_test(check_qemu_version),
 	};
 	return cmocka_run_group_tests_name("host", tests, NULL, NULL);
 }

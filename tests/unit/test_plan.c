@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "probe/hostload.h"
-#include "core/plan.h"
 #include "base/util.h"
+#include "core/plan.h"
+#include "probe/hostload.h"
 
 struct world {
 	struct qp_host host;

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "profiles/profile.h"
 #include "base/util.h"
+#include "profiles/profile.h"
 
 static struct qp_profile parse_ok(const char *text)
 {

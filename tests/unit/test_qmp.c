@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "qmp/qmp.h"
 #include "base/util.h"
+#include "qmp/qmp.h"
 
 /* The server's side of the spec's examples, one stream, as QEMU separates them. */
 static const char spec_stream[] =

@@ -1,4 +1,5 @@
-/* Unit tests for the pure parsers: sysfs values, PCI addresses, CPU lists, links. */
+/* Unit tests of the foundation (launcher/base): the pure parsers of sysfs values, PCI
+ * addresses, CPU lists, link paths. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,11 +9,10 @@
 
 #include <cmocka.h>
 
-#include "core/check.h"
-#include "probe/checkprobe.h"
 #include "base/cpulist.h"
-#include "base/sysparse.h"
+#include "base/pciaddr.h"
 #include "base/root.h"
+#include "base/sysparse.h"
 #include "base/util.h"
 
 /* Expects a parse to fail and its message to hold `needle`. */
@@ -315,50 +315,6 @@ static void config_header_type(void **state)
 	EXPECT_ERR(qp_parse_pci_header_type('d', &type, &mf, err), "unknown header type 100");
 }
 
-/* /proc/interrupts: chips behind interrupt remapping are named IR-*. */
-static void check_interrupts(void **state)
-{
-	(void)state;
-	assert_int_equal(qp_check_parse_interrupts(
-				 "           CPU0       CPU1\n"
-				 "  0:         22          0   IR-IO-APIC    2-edge      timer\n"
-				 " 24:          0          0   IR-PCI-MSI 327680-edge  PCIe PME\n"), 1);
-	assert_int_equal(qp_check_parse_interrupts(
-				 "  0:         22          0   IO-APIC    2-edge      timer\n"
-				 " 25:          0          0   PCI-MSI 327680-edge  DIR-handler\n"), 0);
-	assert_int_equal(qp_check_parse_interrupts(""), 0);
-}
-
-/* /proc/iomem: a boot framebuffer nested under a BAR; zeros (not root) say nothing. */
-static void check_iomem(void **state)
-{
-	(void)state;
-	const char *iomem = "00000000-00000fff : Reserved\n"
-			    "c0000000-cfffffff : PCI Bus 0000:01\n"
-			    "  c0000000-cfffffff : 0000:01:00.0\n"
-			    "    c0000000-c07fffff : efifb\n"
-			    "  d0000000-d0ffffff : 0000:01:00.0\n";
-	uint64_t s = 0, e = 0;
-	assert_string_equal(qp_check_iomem_fb(iomem, 0xc0000000, 0xcfffffff, &s, &e), "efifb");
-	assert_true(s == 0xc0000000 && e == 0xc07fffff);
-	assert_null(qp_check_iomem_fb(iomem, 0xd0000000, 0xd0ffffff, &s, &e));
-	assert_null(qp_check_iomem_fb("00000000-00000000 : efifb\n", 0, 0xffffffff, &s, &e));
-	assert_null(qp_check_iomem_fb("garbage\n : efifb\n-\n", 0, 0xffffffff, &s, &e));
-	assert_string_equal(qp_check_iomem_fb("    e0000000-e02fffff : simpledrm", 0xe0000000,
-					      0xefffffff, &s, &e), "simpledrm");
-}
-
-static void check_qemu_version(void **state)
-{
-	(void)state;
-	char *v = qp_check_parse_qemu_version(
-		"QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)\nCopyright...\n");
-	assert_string_equal(v, "7.2.19");
-	free(v);
-	assert_null(qp_check_parse_qemu_version("qemu: unknown option\n"));
-	assert_null(qp_check_parse_qemu_version("version x"));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,9 +332,6 @@ int main(void)
 		cmocka_unit_test(proc_modules),
 		cmocka_unit_test(kernel_cmdline),
 		cmocka_unit_test(config_header_type),
-		cmocka_unit_test(check_interrupts),
-		cmocka_unit_test(check_iomem),
-		cmocka_unit_test(check_qemu_version),
 	};
-	return cmocka_run_group_tests_name("parse", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
