@@ -55,6 +55,10 @@ int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usa
 int qp_cli_profile_command(struct globals *g, int argc, char **argv, const char *usage,
 			   bool json_ok, struct flags *f, struct qp_profile *p);
 
+/* The NAME argument left after the options (a NULL-terminated vector of one), or, when
+ * there is none, every name all() gives (the running VMs, the journals' owners). */
+char **qp_cli_names(int argc, char **argv, char **(*all)(void));
+
 /* The commands: argv[0] is the command's name. */
 int qp_cmd_list(struct globals *g, int argc, char **argv);
 int qp_cmd_check(struct globals *g, int argc, char **argv);

@@ -189,6 +189,16 @@ int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usa
 	return -1;
 }
 
+/* The one NAME argument left, or every name all() gives. */
+char **qp_cli_names(int argc, char **argv, char **(*all)(void))
+{
+	if (optind >= argc)
+		return all();
+	char **v = qp_xcalloc(2, sizeof(char *));
+	v[0] = qp_xstrdup(argv[optind]);
+	return v;
+}
+
 /* What `plan` and `up` start with: their options, one PROFILE argument, the profile
  * read. -1 to go on (*p loaded), else the exit status. */
 int qp_cli_profile_command(struct globals *g, int argc, char **argv, const char *usage,

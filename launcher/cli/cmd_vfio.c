@@ -119,13 +119,7 @@ int qp_cmd_restore(struct globals *g, int argc, char **argv)
 		return rc;
 	if (f.json || argc - optind > 1)
 		return qp_cli_usage_error("restore: qpass restore [NAME]%s", "");
-	char **owners;
-	if (optind < argc) {
-		owners = qp_xcalloc(2, sizeof(char *));
-		owners[0] = qp_xstrdup(argv[optind]);
-	} else {
-		owners = qp_vfio_journals();
-	}
+	char **owners = qp_cli_names(argc, argv, qp_vfio_journals);
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_root root;
 	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {

@@ -226,13 +226,7 @@ int qp_cmd_status(struct globals *g, int argc, char **argv)
 		return rc;
 	if (argc - optind > 1)
 		return qp_cli_usage_error("status: one VM at a time, or none for all");
-	char **names;
-	if (optind < argc) {
-		names = qp_xcalloc(2, sizeof(char *));
-		names[0] = qp_xstrdup(argv[optind]);
-	} else {
-		names = qp_vm_names();
-	}
+	char **names = qp_cli_names(argc, argv, qp_vm_names);
 	json_object *all = json_object_new_array();
 	rc = QP_EXIT_OK;
 	for (char **n = names; *n; n++) {
