@@ -30,13 +30,15 @@ int qp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * QP_EXIT_FAIL. */
 int qp_cli_finish(int rc);
 
-/* Opens the system root and reads the host under it (flags: qp_host_load_ex's), and
- * says the host's warnings. On failure the error is reported and nothing stays open. */
-int qp_cli_open_host(const struct globals *g, unsigned flags, struct qp_root *root,
-		     struct qp_host *h);
+/* Opens the system root and reads the host under it (flags, sel: qp_host_load_ex's:
+ * sel NULL is every device), and says the host's warnings. On failure the error is
+ * reported and nothing stays open. */
+int qp_cli_open_host(const struct globals *g, unsigned flags, const struct qp_pci_sel *sel,
+		     size_t n_sel, struct qp_root *root, struct qp_host *h);
 
 /* The host with names, for the commands that read nothing else under the root. */
-int qp_cli_load_host(const struct globals *g, struct qp_host *h);
+int qp_cli_load_host(const struct globals *g, const struct qp_pci_sel *sel, size_t n_sel,
+		     struct qp_host *h);
 
 /* Prints a command's result: JSON when doc, else text; takes both. */
 int qp_cli_emit(json_object *doc, char *text);

@@ -78,17 +78,18 @@ static void print_warnings(const struct qp_host *h)
 		fprintf(stderr, "qpass: warning: %s\n", *w);
 }
 
-/* Opens the system root and reads the host under it (flags: qp_host_load_ex's), and
- * says the host's warnings. On failure the error is reported and nothing stays open. */
-int qp_cli_open_host(const struct globals *g, unsigned flags, struct qp_root *root,
-		     struct qp_host *h)
+/* Opens the system root and reads the host under it (flags, sel: qp_host_load_ex's),
+ * and says the host's warnings. On failure the error is reported and nothing stays
+ * open. */
+int qp_cli_open_host(const struct globals *g, unsigned flags, const struct qp_pci_sel *sel,
+		     size_t n_sel, struct qp_root *root, struct qp_host *h)
 {
 	qp_autoerr struct qp_err *err = NULL;
 	if (qp_root_open(qp_root_choose(g->sysroot), root, &err) < 0) {
 		qp_err_report(&err);
 		return -1;
 	}
-	if (qp_host_load_ex(root, flags, h, &err) < 0) {
+	if (qp_host_load_ex(root, flags, sel, n_sel, h, &err) < 0) {
 		qp_root_close(root);
 		qp_err_report(&err);
 		return -1;
@@ -97,11 +98,12 @@ int qp_cli_open_host(const struct globals *g, unsigned flags, struct qp_root *ro
 	return 0;
 }
 
-/* The host, for the commands that read nothing else under the root. */
-int qp_cli_load_host(const struct globals *g, struct qp_host *h)
+/* The host with names, for the commands that read nothing else under the root. */
+int qp_cli_load_host(const struct globals *g, const struct qp_pci_sel *sel, size_t n_sel,
+		     struct qp_host *h)
 {
 	struct qp_root root;
-	if (qp_cli_open_host(g, QP_HOST_NAMES, &root, h) < 0)
+	if (qp_cli_open_host(g, QP_HOST_NAMES, sel, n_sel, &root, h) < 0)
 		return -1;
 	qp_root_close(&root);
 	return 0;

@@ -54,7 +54,7 @@ int qp_cmd_list(struct globals *g, int argc, char **argv)
 		return qp_cli_usage_error("list: unexpected argument '%s'", argv[optind]);
 
 	struct qp_host h;
-	if (qp_cli_load_host(g, &h) < 0)
+	if (qp_cli_load_host(g, NULL, 0, &h) < 0)
 		return QP_EXIT_FAIL;
 	struct qp_list_opts lo = { .all = f.all };
 	if (f.json && !qp_host_iommu_on(&h))
@@ -65,15 +65,31 @@ int qp_cmd_list(struct globals *g, int argc, char **argv)
 	return qp_cli_finish(rc);
 }
 
+/* --device's selector (none when it is malformed: the target says why). */
+static struct qp_pci_sel *device_sel(const char *device, size_t *n)
+{
+	struct qp_pci_sel *sel = qp_xcalloc(1, sizeof(*sel));
+	bool has_func = false;
+	struct qp_err *err = NULL;
+	*n = device && qp_parse_pci_selector(device, &sel->addr, &has_func, &err) == 0;
+	sel->slot = !has_func;
+	qp_err_free(err);
+	return sel;
+}
+
 /* The three steps of check (core/check.h): target, probe, evaluation; then the report. */
 static int run_check(const struct globals *g, const char *profile, const char *device, bool json)
 {
 	struct qp_profile p;
 	if (profile && qp_cli_load_profile(profile, &p) < 0)
 		return QP_EXIT_FAIL;
+	/* The host's devices the check looks at: the profile's, or --device's, or none. */
+	size_t n_sel = 0;
+	qp_autofree struct qp_pci_sel *sel = profile ? qp_plan_needs(&p, &n_sel)
+						     : device_sel(device, &n_sel);
 	struct qp_root root;
 	struct qp_host h;
-	if (qp_cli_open_host(g, QP_HOST_NAMES, &root, &h) < 0) {
+	if (qp_cli_open_host(g, QP_HOST_NAMES, sel, n_sel, &root, &h) < 0) {
 		if (profile)
 			qp_profile_free(&p);
 		return QP_EXIT_FAIL;

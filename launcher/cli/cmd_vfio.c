@@ -39,17 +39,24 @@ static const char restore_usage[] =
 	"pid to stop is said.\n";
 
 /* The functions ADDR... name on the host: "04:00" is every function of the device. */
-static int select_functions(const struct qp_host *h, char **args, int n, struct qp_pci_addr **out,
-			    size_t *count, struct qp_err **err)
+static int parse_selectors(char **args, int n, struct qp_pci_sel *sel, struct qp_err **err)
+{
+	for (int i = 0; i < n; i++) {
+		bool has_func;
+		if (qp_parse_pci_selector(args[i], &sel[i].addr, &has_func, err) < 0)
+			return -1;
+		sel[i].slot = !has_func;
+	}
+	return 0;
+}
+
+static int select_functions(const struct qp_host *h, char **args, const struct qp_pci_sel *sel,
+			    int n, struct qp_pci_addr **out, size_t *count, struct qp_err **err)
 {
 	*out = NULL;
 	*count = 0;
 	for (int i = 0; i < n; i++) {
-		struct qp_pci_addr a;
-		bool has_func;
-		if (qp_parse_pci_selector(args[i], &a, &has_func, err) < 0)
-			return -1;
-		if (!qp_host_select(h, &a, !has_func, out, count)) {
+		if (!qp_host_select(h, &sel[i].addr, sel[i].slot, out, count)) {
 			free(*out);
 			*out = NULL;
 			qp_err_set(err, 0, "there is no device %s on this host", args[i]);
@@ -80,9 +87,12 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 	struct qp_host h;
 	struct qp_pci_addr *addrs = NULL;
 	size_t n = 0;
+	int n_sel = argc - optind;
+	qp_autofree struct qp_pci_sel *sel = qp_xcalloc((size_t)n_sel, sizeof(*sel));
 	rc = QP_EXIT_FAIL;
-	if (qp_host_load_ex(&root, 0, &h, &err) == 0) {
-		if (select_functions(&h, argv + optind, argc - optind, &addrs, &n, &err) == 0) {
+	if (parse_selectors(argv + optind, n_sel, sel, &err) == 0 &&
+	    qp_host_load_ex(&root, 0, sel, (size_t)n_sel, &h, &err) == 0) {
+		if (select_functions(&h, argv + optind, sel, n_sel, &addrs, &n, &err) == 0) {
 			for (size_t i = 0; !bind && !err && i < n; i++) {
 				char a[QP_PCI_ADDR_LEN];
 				qp_pci_addr_fmt(&addrs[i], a);

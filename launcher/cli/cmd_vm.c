@@ -82,7 +82,9 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	struct qp_host h;
-	if (qp_cli_load_host(g, &h) < 0) {
+	size_t n_sel;
+	qp_autofree struct qp_pci_sel *sel = qp_plan_needs(&p, &n_sel);
+	if (qp_cli_load_host(g, sel, n_sel, &h) < 0) {
 		qp_profile_free(&p);
 		return QP_EXIT_FAIL;
 	}
@@ -113,7 +115,9 @@ int qp_cmd_up(struct globals *g, int argc, char **argv)
 		return rc;
 	struct qp_root root;
 	struct qp_host h;
-	if (qp_cli_open_host(g, 0, &root, &h) < 0) {
+	size_t n_sel;
+	qp_autofree struct qp_pci_sel *sel = qp_plan_needs(&p, &n_sel);
+	if (qp_cli_open_host(g, 0, sel, n_sel, &root, &h) < 0) {
 		qp_profile_free(&p);
 		return QP_EXIT_FAIL;
 	}

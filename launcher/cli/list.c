@@ -234,7 +234,7 @@ static void text_host(struct qp_buf *b, const struct qp_host *h)
 {
 	qp_buf_add(b, "Host\n");
 	if (qp_host_iommu_on(h)) {
-		qp_buf_addf(b, "  IOMMU  on, %zu groups\n", h->n_groups);
+		qp_buf_addf(b, "  IOMMU  on, %zu groups\n", h->n_iommu_groups);
 	} else {
 		qp_buf_add(b, "  IOMMU  off\n");
 		qp_autofree char *advice = qp_advice_iommu_off(h);
@@ -479,7 +479,7 @@ struct json_object *qp_list_json(const struct qp_host *h, const struct qp_list_o
 
 	json_object *iommu = json_object_new_object();
 	qp_json_add(iommu, "enabled", json_object_new_boolean(qp_host_iommu_on(h)));
-	qp_json_add(iommu, "groups", json_object_new_int((int)h->n_groups));
+	qp_json_add(iommu, "groups", json_object_new_int((int)h->n_iommu_groups));
 	qp_autofree char *advice = qp_host_iommu_on(h) ? NULL : qp_advice_iommu_off(h);
 	qp_json_add(iommu, "message", qp_json_str(advice));
 	qp_json_add(root, "iommu", iommu);

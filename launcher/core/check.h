@@ -88,6 +88,9 @@ struct qp_check_facts {
 	bool cap_sys_resource;      /* this process may raise it */
 	struct qp_check_dev *devs;  /* one per target function */
 	size_t n_devs;
+	/* Since Linux 5.15 a device has a reset_method file exactly when the kernel can
+	 * reset it: on such a kernel (some device has the file) a missing one says "none". */
+	bool kernel_shows_resets;
 };
 
 /* The target of a profile (planned on h) or of a device selector ("04:00", "04:00.1").

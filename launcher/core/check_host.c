@@ -47,7 +47,7 @@ void qp_check_iommu(const struct qp_host *h, const struct qp_check_facts *f,
 	const char *table = f->acpi_dmar ? "DMAR" : f->acpi_ivrs ? "IVRS" : NULL;
 	if (qp_host_iommu_on(h)) {
 		row(r, "iommu", "host", QP_CHECK_OK, "IOMMU",
-		    qp_xasprintf("on: %zu IOMMU groups%s%s%s", h->n_groups,
+		    qp_xasprintf("on: %zu IOMMU groups%s%s%s", h->n_iommu_groups,
 				 table ? " (ACPI " : "", table ? table : "", table ? ")" : ""),
 		    NULL);
 		return;

@@ -223,11 +223,7 @@ static void fn_ok(const struct qp_pci_dev *d, const struct qp_pci_dev *slot_rese
 void qp_check_functions(const struct qp_host *h, const struct qp_check_target *t,
 			const struct qp_check_facts *f, struct qp_check_report *r)
 {
-	/* Since Linux 5.15 a device has a reset_method file exactly when the kernel can
-	 * reset it: on such a kernel (some device has the file) a missing one says "none". */
-	bool kernel_shows_resets = false;
-	for (size_t i = 0; i < h->n_devs; i++)
-		kernel_shows_resets = kernel_shows_resets || h->devs[i].reset_methods;
+	bool kernel_shows_resets = f->kernel_shows_resets;
 	for (size_t i = 0; i < t->n_fns; i++) {
 		const struct qp_pci_dev *d = qp_host_dev(h, &t->fns[i]);
 		const struct qp_check_dev *pd = probe_dev(f, &t->fns[i]);

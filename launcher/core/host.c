@@ -1,5 +1,6 @@
 #include "core/host.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,52 +89,90 @@ void qp_host_free(struct qp_host *h)
 	memset(h, 0, sizeof(*h));
 }
 
+static int dev_key(const void *key, const void *elem)
+{
+	return qp_pci_addr_cmp(key, &((const struct qp_pci_dev *)elem)->addr);
+}
+
 const struct qp_pci_dev *qp_host_dev(const struct qp_host *h, const struct qp_pci_addr *a)
 {
-	for (size_t i = 0; i < h->n_devs; i++)
-		if (!qp_pci_addr_cmp(&h->devs[i].addr, a))
-			return &h->devs[i];
+	if (!h->n_devs)
+		return NULL;
+	return bsearch(a, h->devs, h->n_devs, sizeof(*h->devs), dev_key);
+}
+
+/* The element with that int id of an array sorted by it: groups, nodes and CPUs have
+ * their id first. */
+_Static_assert(offsetof(struct qp_iommu_group, id) == 0, "the group's id first");
+_Static_assert(offsetof(struct qp_numa_node, id) == 0, "the node's id first");
+_Static_assert(offsetof(struct qp_cpu, id) == 0, "the CPU's id first");
+
+static const void *find_id(const void *base, size_t n, size_t size, int id)
+{
+	const char *lo = base;
+	while (n) {
+		const char *mid = lo + n / 2 * size;
+		int x = *(const int *)mid;
+		if (x == id)
+			return mid;
+		if (x < id) {
+			lo = mid + size;
+			n -= n / 2 + 1;
+		} else {
+			n /= 2;
+		}
+	}
 	return NULL;
 }
 
 const struct qp_iommu_group *qp_host_group(const struct qp_host *h, int id)
 {
-	for (size_t i = 0; i < h->n_groups; i++)
-		if (h->groups[i].id == id)
-			return &h->groups[i];
-	return NULL;
+	return find_id(h->groups, h->n_groups, sizeof(*h->groups), id);
 }
 
 const struct qp_numa_node *qp_host_node(const struct qp_host *h, int id)
 {
-	for (size_t i = 0; i < h->n_nodes; i++)
-		if (h->nodes[i].id == id)
-			return &h->nodes[i];
-	return NULL;
+	return find_id(h->nodes, h->n_nodes, sizeof(*h->nodes), id);
 }
 
 const struct qp_cpu *qp_host_cpu(const struct qp_host *h, int id)
 {
-	for (size_t i = 0; i < h->n_cpus; i++)
-		if (h->cpus[i].id == id)
-			return &h->cpus[i];
-	return NULL;
+	return find_id(h->cpus, h->n_cpus, sizeof(*h->cpus), id);
 }
 
 bool qp_host_iommu_on(const struct qp_host *h)
 {
-	return h->n_groups > 0;
+	return h->n_iommu_groups > 0;
+}
+
+size_t qp_host_lower(const struct qp_host *h, const struct qp_pci_addr *a)
+{
+	size_t lo = 0, hi = h->n_devs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (qp_pci_addr_cmp(&h->devs[mid].addr, a) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 size_t qp_host_select(const struct qp_host *host, const struct qp_pci_addr *a,
 		      bool all_functions, struct qp_pci_addr **out, size_t *n)
 {
+	/* A slot's functions are next to each other, from function 0 up. */
+	struct qp_pci_addr first = *a;
+	if (all_functions)
+		first.func = 0;
 	size_t found = 0;
-	for (size_t i = 0; i < host->n_devs; i++) {
+	for (size_t i = qp_host_lower(host, &first); i < host->n_devs; i++) {
 		const struct qp_pci_dev *d = &host->devs[i];
 		bool match = all_functions ? qp_pci_same_slot(&d->addr, a)
 					   : !qp_pci_addr_cmp(&d->addr, a);
-		if (!match || d->header_type == QP_HDR_BRIDGE)
+		if (!match)
+			break;
+		if (d->header_type == QP_HDR_BRIDGE)
 			continue;
 		*out = qp_xrealloc(*out, (*n + 1) * sizeof(**out));
 		(*out)[(*n)++] = d->addr;

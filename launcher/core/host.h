@@ -94,12 +94,17 @@ enum qp_module {
 	QP_MOD_COUNT,
 };
 
+/* What the model holds of the PCI devices: all of them (`list`), or only those a command
+ * asked for and every member of their IOMMU groups (plan, up, check, bind): then devs
+ * and groups hold those, and the rest of the host is not read. */
 struct qp_host {
 	char *root;              /* the system root it was read from */
+	bool complete;           /* every PCI device and IOMMU group was read */
 	struct qp_pci_dev *devs; /* sorted by address */
 	size_t n_devs;
-	struct qp_iommu_group *groups;  /* sorted by id */
+	struct qp_iommu_group *groups;  /* sorted by id: the groups of devs */
 	size_t n_groups;
+	size_t n_iommu_groups;          /* how many the kernel made: all of them */
 	struct qp_numa_node *nodes;     /* sorted by id; empty without NUMA support */
 	size_t n_nodes;
 	struct qp_cpu *cpus;            /* sorted by id, the present CPUs */
@@ -122,6 +127,15 @@ const struct qp_iommu_group *qp_host_group(const struct qp_host *host, int id);
 const struct qp_numa_node *qp_host_node(const struct qp_host *host, int id);
 const struct qp_cpu *qp_host_cpu(const struct qp_host *host, int id);
 
+/* A selector: one function ("04:00.1"), or every function of a slot ("04:00"). */
+struct qp_pci_sel {
+	struct qp_pci_addr addr;
+	bool slot;
+};
+
+/* The index of the first device at or after address a (n_devs when none is). */
+size_t qp_host_lower(const struct qp_host *host, const struct qp_pci_addr *a);
+
 /* The functions a selector names: every function of the device at a ("04:00"), or
  * the function a ("04:00.1"); never a bridge, which is never passed through. Appends
  * them to *out (*n of them); returns how many it found. */
@@ -131,7 +145,8 @@ size_t qp_host_select(const struct qp_host *host, const struct qp_pci_addr *a,
 /* Node nd's hugepages of size_kb, or NULL when it has none of that size. */
 const struct qp_hugepages *qp_node_hugepages(const struct qp_numa_node *nd, uint64_t size_kb);
 
-/* Whether the IOMMU is on: the kernel made IOMMU groups. */
+/* Whether the IOMMU is on: the kernel made IOMMU groups. The lookups by address or id
+ * are binary searches. */
 bool qp_host_iommu_on(const struct qp_host *host);
 
 const char *qp_module_name(enum qp_module m);

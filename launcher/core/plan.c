@@ -67,12 +67,15 @@ static int expand_devices(const struct qp_profile *p, const struct qp_host *h,
 		const struct qp_passthrough *t = &p->pt[i];
 		char a[QP_PCI_ADDR_LEN], s[QP_PCI_SLOT_LEN];
 		bool found = false;
-		for (size_t j = 0; j < h->n_devs; j++) {
+		struct qp_pci_addr first = t->addr;
+		if (t->all_functions)
+			first.func = 0;
+		for (size_t j = qp_host_lower(h, &first); j < h->n_devs; j++) {
 			const struct qp_pci_dev *d = &h->devs[j];
 			bool match = t->all_functions ? qp_pci_same_slot(&d->addr, &t->addr)
 						      : !qp_pci_addr_cmp(&d->addr, &t->addr);
 			if (!match)
-				continue;
+				break;
 			found = true;
 			if (add_dev(p, t, d, plan, err) < 0)
 				return -1;
@@ -494,6 +497,15 @@ int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_
 	qp_plan_build_argv(&plan, h);
 	*out = plan;
 	return 0;
+}
+
+struct qp_pci_sel *qp_plan_needs(const struct qp_profile *p, size_t *n)
+{
+	struct qp_pci_sel *sel = qp_xcalloc(p->n_pt ? p->n_pt : 1, sizeof(*sel));
+	for (size_t i = 0; i < p->n_pt; i++)
+		sel[i] = (struct qp_pci_sel){ p->pt[i].addr, p->pt[i].all_functions };
+	*n = p->n_pt;
+	return sel;
 }
 
 void qp_plan_free(struct qp_plan *plan)

@@ -70,6 +70,11 @@ int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_
 		 struct qp_err **err);
 void qp_plan_free(struct qp_plan *plan);
 
+/* What the planner reads of the host's PCI devices: the profile's passthrough entries,
+ * as selectors for probe/hostload.h (with the members of their IOMMU groups). Caller
+ * frees; *n may be 0. */
+struct qp_pci_sel *qp_plan_needs(const struct qp_profile *p, size_t *n);
+
 /* VFIO hands out whole IOMMU groups: 0 when every member of the groups is in the VM
  * (vm), a bridge, or free of host drivers; else -1 with *err naming the others and how
  * to fix it ("FILE: VFIO takes whole IOMMU groups..."). The planner's rule, shared

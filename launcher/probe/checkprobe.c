@@ -259,10 +259,33 @@ static void probe_dev(const struct qp_root *root, const struct qp_pci_addr *a,
 	d->holders = qp_vfio_holders(root, addr);
 }
 
+/* Whether some PCI device has a reset_method file: one the host model read, or else
+ * the first one found among the others. */
+static bool shows_resets(const struct qp_root *root, const struct qp_host *h)
+{
+	for (size_t i = 0; i < h->n_devs; i++)
+		if (h->devs[i].reset_methods)
+			return true;
+	if (h->complete)
+		return false;
+	char **names = NULL;
+	struct qp_err *err = NULL;
+	bool found = false;
+	if (qp_root_list(root, "sys/bus/pci/devices", true, &names, &err) == 0) {
+		for (char **n = names; *n && !found; n++) {
+			qp_autofree char *rel = qp_xasprintf("sys/bus/pci/devices/%s/reset_method",
+							     *n);
+			found = qp_root_exists(root, rel);
+		}
+	}
+	qp_err_free(err);
+	qp_strv_free(names);
+	return found;
+}
+
 void qp_check_probe(const struct qp_root *root, const struct qp_host *h,
 		    const struct qp_check_target *t, struct qp_check_facts *f)
 {
-	(void)h;
 	memset(f, 0, sizeof(*f));
 	f->acpi_dmar = qp_root_exists(root, "sys/firmware/acpi/tables/DMAR");
 	f->acpi_ivrs = qp_root_exists(root, "sys/firmware/acpi/tables/IVRS");
@@ -284,6 +307,7 @@ void qp_check_probe(const struct qp_root *root, const struct qp_host *h,
 	f->memlock_max = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_max != RLIM_INFINITY
 				 ? (uint64_t)rl.rlim_max : UINT64_MAX;
 	f->cap_sys_resource = cap_sys_resource();
+	f->kernel_shows_resets = t->n_fns && shows_resets(root, h);
 	f->devs = qp_xcalloc(t->n_fns ? t->n_fns : 1, sizeof(*f->devs));
 	for (size_t i = 0; i < t->n_fns; i++)
 		probe_dev(root, &t->fns[i], &f->devs[f->n_devs++]);

@@ -4,6 +4,8 @@
 #ifndef QP_HOSTLOAD_H
 #define QP_HOSTLOAD_H
 
+#include <stddef.h>
+
 #include "base/err.h"
 #include "base/root.h"
 #include "core/host.h"
@@ -12,11 +14,13 @@
  * which file or device was wrong and why. */
 int qp_host_load(const struct qp_root *root, struct qp_host *host, struct qp_err **err);
 
-/* Without QP_HOST_NAMES libpci is not asked at all: the devices' name fields stay NULL
- * and its second reading of the tree is skipped. Parsing pci.ids is most of the cost
- * of reading a host, and `up` shows no names. */
+/* Reads what a command needs. With sel (n_sel selectors, possibly none), only the PCI
+ * devices they name and every member of those devices' IOMMU groups are read, besides
+ * the rest of the host (nodes, CPUs, kernel, /dev, the number of IOMMU groups); with
+ * sel NULL, every device. With QP_HOST_NAMES the devices' names come from pci.ids, for
+ * output that shows them; without, the name fields stay NULL (`up` shows none). */
 #define QP_HOST_NAMES 1u
-int qp_host_load_ex(const struct qp_root *root, unsigned flags, struct qp_host *host,
-		    struct qp_err **err);
+int qp_host_load_ex(const struct qp_root *root, unsigned flags, const struct qp_pci_sel *sel,
+		    size_t n_sel, struct qp_host *host, struct qp_err **err);
 
 #endif

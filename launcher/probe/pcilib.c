@@ -1,20 +1,25 @@
 #include "probe/pcilib.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pci/pci.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "core/host.h"
+#include "probe/pciids.h"
 
 /* libpci's error callback must not return (the library goes on as if it had exited).
- * It jumps back into qp_pcilib_annotate() instead; one libpci session at a time. */
+ * It jumps back into names_by_libpci() instead; one libpci session at a time. */
 static __thread sigjmp_buf *pci_jump;
 static __thread char pci_msg[512];
-static __thread struct qp_host *pci_host;
 
 __attribute__((noreturn, format(printf, 1, 2))) static void on_error(char *fmt, ...)
 {
@@ -29,18 +34,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void on_error(char *fmt, 
 	abort();
 }
 
-__attribute__((format(printf, 1, 2))) static void on_warning(char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (pci_host)
-		qp_strv_push(&pci_host->warnings, qp_xasprintf("libpci: %s", msg));
-}
-
-__attribute__((format(printf, 1, 2))) static void on_debug(char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void on_quiet(char *fmt, ...)
 {
 }
 
@@ -51,44 +45,11 @@ static char *lookup(struct pci_access *pacc, int flags, int a, int b)
 	return s ? qp_xstrdup(s) : NULL;
 }
 
-/* Runs under the jump buffer: no cleanup attribute here would run on libpci's error
- * (the jump skips them), so everything it allocates is owned by the caller or the host. */
-static int annotate(struct pci_access *pacc, char *sysfs, struct qp_host *h, bool names,
-		    struct qp_err **err)
+/* Runs under the jump buffer: everything it allocates is owned by the host. */
+static void annotate(struct pci_access *pacc, struct qp_host *h)
 {
-	/* libpci wants a mutable string for both name and value. */
-	char param[] = "sysfs.path";
-	pci_set_param(pacc, param, sysfs);
-	/* Names come from pci.ids alone: minimal hosts have no udev hwdb, and libpci 3.9's
-	 * hwdb fallback leaks its udev handle on every name pci.ids lacks. */
-	char hwdb[] = "hwdb.disable", one[] = "1";
-	pci_set_param(pacc, hwdb, one);
-	pacc->method = PCI_ACCESS_SYS_BUS_PCI;
-	pci_init(pacc);
-	pci_scan_bus(pacc);
-
-	size_t seen = 0;
-	for (struct pci_dev *p = pacc->devices; p; p = p->next) {
-		pci_fill_info(p, PCI_FILL_IDENT | PCI_FILL_CLASS);
-		struct qp_pci_addr a = { (uint32_t)p->domain, p->bus, p->dev, p->func };
-		char name[QP_PCI_ADDR_LEN];
-		qp_pci_addr_fmt(&a, name);
-		struct qp_pci_dev *d = NULL;
-		for (size_t i = 0; i < h->n_devs && !d; i++)
-			if (!qp_pci_addr_cmp(&h->devs[i].addr, &a))
-				d = &h->devs[i];
-		if (!d)
-			return qp_err_set(err, 0, "libpci sees %s in %s, but qpass does not", name,
-					  sysfs);
-		seen++;
-		if (p->vendor_id != d->vendor || p->device_id != d->device ||
-		    p->device_class != d->class >> 8)
-			return qp_err_set(err, 0, "%s: libpci reads %04x:%04x class %04x where qpass "
-					  "reads %04x:%04x class %04x", name, p->vendor_id,
-					  p->device_id, p->device_class, d->vendor, d->device,
-					  d->class >> 8);
-		if (!names)
-			continue;
+	for (size_t i = 0; i < h->n_devs; i++) {
+		struct qp_pci_dev *d = &h->devs[i];
 		/* As lspci prints it: "NVIDIA Corporation TU102 [GeForce RTX 2080 Ti]". */
 		d->name = lookup(pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE, d->vendor, d->device);
 		d->vendor_name = lookup(pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, d->vendor, 0);
@@ -96,35 +57,94 @@ static int annotate(struct pci_access *pacc, char *sysfs, struct qp_host *h, boo
 					d->device);
 		d->class_name = lookup(pacc, PCI_LOOKUP_CLASS, (int)(d->class >> 8), 0);
 	}
-	if (seen != h->n_devs)
-		return qp_err_set(err, 0, "libpci sees %zu devices in %s, qpass %zu", seen, sysfs,
-				  h->n_devs);
+}
+
+/* libpci's own lookups, for a compressed pci.ids: it parses all of it first. */
+static int names_by_libpci(struct pci_access *pacc, struct qp_host *h, struct qp_err **err)
+{
+	/* Names come from pci.ids alone: minimal hosts have no udev hwdb, and libpci 3.9's
+	 * hwdb fallback leaks its udev handle on every name pci.ids lacks. */
+	char hwdb[] = "hwdb.disable", one[] = "1";
+	pci_set_param(pacc, hwdb, one);
+	/* The sysfs method is only named: nothing of the tree is read. */
+	pacc->method = PCI_ACCESS_SYS_BUS_PCI;
+	sigjmp_buf jump;
+	/* volatile: read after a longjmp. */
+	volatile int rc = 0;
+	if (sigsetjmp(jump, 0) == 0) {
+		pci_jump = &jump;
+		pci_init(pacc);
+		annotate(pacc, h);
+	} else {
+		rc = qp_err_set(err, 0, "libpci: %s", pci_msg);
+	}
+	pci_jump = NULL;
+	return rc;
+}
+
+/* The file libpci would read: its compiled-in name, or that name without ".gz" when
+ * there is no such file (libpci does the same). */
+static char *ids_path(const struct pci_access *pacc)
+{
+	const char *name = pacc->id_file_name;
+	size_t n = strlen(name);
+	if (n > 3 && !strcmp(name + n - 3, ".gz") && access(name, F_OK) < 0)
+		return qp_xstrndup(name, n - 3);
+	return qp_xstrdup(name);
+}
+
+/* The file, mapped (*map NULL when it is missing or empty: no names, as lspci). */
+static int map_ids(const char *path, void **map, size_t *len, struct qp_err **err)
+{
+	*map = NULL;
+	*len = 0;
+	qp_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return qp_err_set(err, errno, "cannot open %s", path);
+	if (!st.st_size)
+		return 0;
+	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED)
+		return qp_err_set(err, errno, "cannot read %s", path);
+	*map = m;
+	*len = (size_t)st.st_size;
 	return 0;
 }
 
-int qp_pcilib_annotate(const struct qp_root *root, struct qp_host *h, bool names,
-		       struct qp_err **err)
+int qp_pcilib_names(const char *file, struct qp_host *h, struct qp_err **err)
 {
 	struct pci_access *pacc = pci_alloc();
 	if (!pacc)
 		return qp_err_set(err, 0, "libpci: cannot allocate its state");
 	pacc->error = on_error;
-	pacc->warning = on_warning;
-	pacc->debug = on_debug;
-
-	sigjmp_buf jump;
-	/* volatile: read after a longjmp. */
-	volatile int rc = 0;
-	qp_autofree char *sysfs = qp_root_display(root, "sys/bus/pci");
-	pci_host = h;
-	if (sigsetjmp(jump, 0) == 0) {
-		pci_jump = &jump;
-		rc = annotate(pacc, sysfs, h, names, err);
-	} else {
-		rc = qp_err_set(err, 0, "libpci: %s", pci_msg);
+	pacc->warning = on_quiet;
+	pacc->debug = on_quiet;
+	qp_autofree char *path = file ? qp_xstrdup(file) : ids_path(pacc);
+	if (file)
+		pci_set_name_list_path(pacc, path, 0);
+	void *map;
+	size_t len;
+	int rc = map_ids(path, &map, &len, err);
+	const char *text = map ? map : "";
+	if (rc == 0 && len >= 2 && (unsigned char)text[0] == 0x1f && (unsigned char)text[1] == 0x8b) {
+		rc = names_by_libpci(pacc, h, err);
+	} else if (rc == 0) {
+		struct qp_pciids *ids = qp_pciids_new(text, len);
+		for (size_t i = 0; i < h->n_devs; i++) {
+			struct qp_pci_dev *d = &h->devs[i];
+			d->name = qp_pciids_name(ids, d->vendor, d->device);
+			d->vendor_name = qp_pciids_vendor_name(ids, d->vendor);
+			d->device_name = qp_pciids_device_name(ids, d->vendor, d->device);
+			d->class_name = qp_pciids_class_name(ids, (uint16_t)(d->class >> 8));
+		}
+		qp_pciids_free(ids);
 	}
-	pci_jump = NULL;
-	pci_host = NULL;
+	if (map)
+		munmap(map, len);
+	sigjmp_buf jump;
 	/* pci_cleanup can report errors too; they are of no use any more. */
 	if (sigsetjmp(jump, 0) == 0) {
 		pci_jump = &jump;
