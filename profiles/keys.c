@@ -58,19 +58,19 @@ int qp_keys_check(struct qp_keys *c, json_object *o, const char *path,
 	{
 		(void)val;
 		bool ok = false;
+		for (const char *const *k = known; *k && !ok; k++)
+			ok = !strcmp(*k, key);
+		if (ok)
+			continue;
 		const char *best = NULL;
 		size_t best_d = 3;
 		for (const char *const *k = known; *k; k++) {
-			if (!strcmp(*k, key))
-				ok = true;
 			size_t dd = distance(*k, key);
 			if (dd < best_d) {
 				best_d = dd;
 				best = *k;
 			}
 		}
-		if (ok)
-			continue;
 		qp_autofree char *sub = qp_key_join(path, key);
 		struct qp_buf b = { 0 };
 		for (const char *const *k = known; *k; k++)

@@ -79,6 +79,53 @@ int qp_root_openat(const struct qp_root *root, const char *rel, int flags)
 	return openat(root->fd, rel, flags | O_CLOEXEC);
 }
 
+/* The error for ROOT/dir/name (dir NULL: ROOT/name): "WHAT ROOT/...", made only when
+ * there is one. */
+static int fail_in(const struct qp_root *root, const char *dir, const char *name, int errnum,
+		   const char *what, struct qp_err **err)
+{
+	qp_autofree char *rel = dir ? qp_xasprintf("%s/%s", dir, name) : NULL;
+	qp_autofree char *where = qp_root_display(root, rel ? rel : name);
+	return qp_err_set(err, errnum, "%s %s", what, where);
+}
+
+static int fail_at(const struct qp_root *root, const char *rel, int errnum, const char *what,
+		   struct qp_err **err)
+{
+	return fail_in(root, NULL, rel, errnum, what, err);
+}
+
+/* Reads the open fd to its end: a sysfs attribute (whole) comes in one read, so that a
+ * shorter read than asked is its end (procfs, whose seq_files give a page at a time, is
+ * read to the end). Errors name ROOT/dir/name. */
+static int read_fd(const struct qp_root *root, const char *dir, const char *name, int fd,
+		   bool whole, char **content, size_t *len, struct qp_err **err)
+{
+	size_t cap = 0, n = 0;
+	qp_autofree char *buf = NULL;
+	for (;;) {
+		buf = qp_xgrow(buf, &cap, n + 4096 + 1, 1);
+		size_t want = cap - n - 1;
+		ssize_t r = read(fd, buf + n, want);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return fail_in(root, dir, name, errno, "cannot read", err);
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > QP_READ_MAX)
+			return fail_in(root, dir, name, EFBIG, "cannot read", err);
+		if (whole && (size_t)r < want)
+			break;
+	}
+	buf[n] = '\0';
+	*content = qp_steal(&buf);
+	if (len)
+		*len = n;
+	return 0;
+}
+
 static int read_impl(const struct qp_root *root, const char *rel, bool optional, char **content,
 		     size_t *len, struct qp_err **err)
 {
@@ -88,29 +135,9 @@ static int read_impl(const struct qp_root *root, const char *rel, bool optional,
 	qp_autoclose int fd = qp_root_openat(root, rel, O_RDONLY | O_NOCTTY);
 	if (fd < 0 && optional && errno == ENOENT)
 		return 0;
-	qp_autofree char *where = qp_root_display(root, rel);
 	if (fd < 0)
-		return qp_err_set(err, errno, "cannot open %s", where);
-	size_t cap = 0, n = 0;
-	qp_autofree char *buf = NULL;
-	for (;;) {
-		buf = qp_xgrow(buf, &cap, n + 4096 + 1, 1);
-		ssize_t r = read(fd, buf + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return qp_err_set(err, errno, "cannot read %s", where);
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > QP_READ_MAX)
-			return qp_err_set(err, EFBIG, "cannot read %s", where);
-	}
-	buf[n] = '\0';
-	*content = qp_steal(&buf);
-	if (len)
-		*len = n;
-	return 0;
+		return fail_at(root, rel, errno, "cannot open", err);
+	return read_fd(root, NULL, rel, fd, !strncmp(rel, "sys/", 4), content, len, err);
 }
 
 int qp_root_read(const struct qp_root *root, const char *rel, char **content, size_t *len,
@@ -122,19 +149,20 @@ int qp_root_read(const struct qp_root *root, const char *rel, char **content, si
 int qp_root_pread(const struct qp_root *root, const char *rel, size_t off, void *buf, size_t len,
 		  struct qp_err **err)
 {
-	qp_autofree char *where = qp_root_display(root, rel);
 	qp_autoclose int fd = qp_root_openat(root, rel, O_RDONLY | O_NOCTTY);
 	if (fd < 0)
-		return qp_err_set(err, errno, "cannot open %s", where);
+		return fail_at(root, rel, errno, "cannot open", err);
 	ssize_t n;
 	do
 		n = pread(fd, buf, len, (off_t)off);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return qp_err_set(err, errno, "cannot read %s", where);
-	if ((size_t)n < len)
+		return fail_at(root, rel, errno, "cannot read", err);
+	if ((size_t)n < len) {
+		qp_autofree char *where = qp_root_display(root, rel);
 		return qp_err_set(err, 0, "%s: %zd bytes at offset 0x%zx, expected %zu (the file is "
 				  "too short)", where, n, off, len);
+	}
 	return 0;
 }
 
@@ -162,21 +190,22 @@ int qp_root_readlink(const struct qp_root *root, const char *rel, bool optional,
 {
 	*target = NULL;
 	const char *base;
-	qp_autofree char *where = qp_root_display(root, rel);
 	qp_autoclose int dfd = open_parent(root, rel, &base);
 	if (dfd < 0) {
 		if (optional && errno == ENOENT)
 			return 0;
-		return qp_err_set(err, errno, "cannot read the link %s", where);
+		return fail_at(root, rel, errno, "cannot read the link", err);
 	}
 	char buf[4096];
 	ssize_t n = readlinkat(dfd, base, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		if (optional && (errno == ENOENT || errno == EINVAL))
 			return 0;
-		if (errno == EINVAL)
+		if (errno == EINVAL) {
+			qp_autofree char *where = qp_root_display(root, rel);
 			return qp_err_set(err, 0, "%s is not a symbolic link", where);
-		return qp_err_set(err, errno, "cannot read the link %s", where);
+		}
+		return fail_at(root, rel, errno, "cannot read the link", err);
 	}
 	buf[n] = '\0';
 	*target = qp_xstrdup(buf);
@@ -192,19 +221,19 @@ int qp_root_list(const struct qp_root *root, const char *rel, bool optional, cha
 		 struct qp_err **err)
 {
 	*names = NULL;
-	qp_autofree char *where = qp_root_display(root, rel);
 	int fd = qp_root_openat(root, rel, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		if (optional && errno == ENOENT) {
 			*names = qp_xcalloc(1, sizeof(char *));
 			return 0;
 		}
-		return qp_err_set(err, errno, "cannot open the directory %s", where);
+		return fail_at(root, rel, errno, "cannot open the directory", err);
 	}
 	DIR *d = fdopendir(fd);
 	if (!d) {
+		int e = errno;
 		close(fd);
-		return qp_err_set(err, errno, "cannot open the directory %s", where);
+		return fail_at(root, rel, e, "cannot open the directory", err);
 	}
 	char **v = NULL;
 	size_t n = 0, cap = 0;
@@ -221,7 +250,7 @@ int qp_root_list(const struct qp_root *root, const char *rel, bool optional, cha
 	closedir(d);
 	if (saved) {
 		qp_strv_free(v);
-		return qp_err_set(err, saved, "cannot list %s", where);
+		return fail_at(root, rel, saved, "cannot list", err);
 	}
 	if (!v)
 		v = qp_xcalloc(1, sizeof(*v));
@@ -272,5 +301,94 @@ int qp_path_join_link(const char *dir, const char *target, char **out, struct qp
 	}
 	free(parts);
 	*out = qp_buf_steal(&b);
+	return 0;
+}
+
+/* --- a directory, read by its entries' names -------------------------------------- */
+
+void qp_rootdir_init(struct qp_rootdir *d, const struct qp_root *root, const char *rel)
+{
+	*d = (struct qp_rootdir){ .root = root, .rel = rel, .fd = -1 };
+}
+
+void qp_rootdir_close(struct qp_rootdir *d)
+{
+	qp_closep(&d->fd);
+}
+
+/* The directory's fd, opened at the first use; -1 with errno when it cannot be. */
+static int dir_fd(struct qp_rootdir *d)
+{
+	if (d->fd < 0 && !d->open_errno) {
+		d->fd = qp_root_openat(d->root, d->rel, O_PATH | O_DIRECTORY);
+		if (d->fd < 0)
+			d->open_errno = errno;
+	}
+	if (d->fd < 0)
+		errno = d->open_errno;
+	return d->fd;
+}
+
+/* Opens entry name: no link is followed (the name is one component). */
+static int entry_open(struct qp_rootdir *d, const char *name, int flags)
+{
+	int dfd = dir_fd(d);
+	return dfd < 0 ? -1 : openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+}
+
+int qp_rootdir_read(struct qp_rootdir *d, const char *name, bool optional, char **content,
+		    size_t *len, struct qp_err **err)
+{
+	*content = NULL;
+	if (len)
+		*len = 0;
+	qp_autoclose int fd = entry_open(d, name, O_RDONLY);
+	if (fd < 0 && optional && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return fail_in(d->root, d->rel, name, errno, "cannot open", err);
+	return read_fd(d->root, d->rel, name, fd, true, content, len, err);
+}
+
+int qp_rootdir_pread(struct qp_rootdir *d, const char *name, size_t off, void *buf, size_t len,
+		     struct qp_err **err)
+{
+	qp_autoclose int fd = entry_open(d, name, O_RDONLY);
+	if (fd < 0)
+		return fail_in(d->root, d->rel, name, errno, "cannot open", err);
+	ssize_t n;
+	do
+		n = pread(fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return fail_in(d->root, d->rel, name, errno, "cannot read", err);
+	if ((size_t)n < len) {
+		qp_autofree char *rel = qp_xasprintf("%s/%s", d->rel, name);
+		qp_autofree char *where = qp_root_display(d->root, rel);
+		return qp_err_set(err, 0, "%s: %zd bytes at offset 0x%zx, expected %zu (the file is "
+				  "too short)", where, n, off, len);
+	}
+	return 0;
+}
+
+int qp_rootdir_readlink(struct qp_rootdir *d, const char *name, bool optional, char **target,
+			struct qp_err **err)
+{
+	*target = NULL;
+	int dfd = dir_fd(d);
+	char buf[4096];
+	ssize_t n = dfd < 0 ? -1 : readlinkat(dfd, name, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		if (optional && (errno == ENOENT || errno == EINVAL))
+			return 0;
+		if (errno == EINVAL) {
+			qp_autofree char *rel = qp_xasprintf("%s/%s", d->rel, name);
+			qp_autofree char *where = qp_root_display(d->root, rel);
+			return qp_err_set(err, 0, "%s is not a symbolic link", where);
+		}
+		return fail_in(d->root, d->rel, name, errno, "cannot read the link", err);
+	}
+	buf[n] = '\0';
+	*target = qp_xstrdup(buf);
 	return 0;
 }

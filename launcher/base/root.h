@@ -58,6 +58,28 @@ int qp_root_list(const struct qp_root *root, const char *rel, bool optional, cha
 /* Whether rel exists (following links inside the root). */
 bool qp_root_exists(const struct qp_root *root, const char *rel);
 
+/* A directory under the root whose entries are read by name: it is resolved once (at
+ * the first read), and each entry is then opened without following a link (sysfs
+ * attributes are files; links are read with qp_rootdir_readlink). A device's dozen
+ * attributes cost one path resolution, not twelve. Each call behaves, and fails with the
+ * same message, as the qp_root_* call on "rel/name" would. */
+struct qp_rootdir {
+	const struct qp_root *root;
+	const char *rel;   /* the directory, relative to the root; borrowed */
+	int fd;            /* -1 until the first read */
+	int open_errno;    /* why it could not be opened, once it could not */
+};
+
+void qp_rootdir_init(struct qp_rootdir *d, const struct qp_root *root, const char *rel);
+void qp_rootdir_close(struct qp_rootdir *d);
+/* A sysfs attribute: read whole (one read), NUL-terminated. */
+int qp_rootdir_read(struct qp_rootdir *d, const char *name, bool optional, char **content,
+		    size_t *len, struct qp_err **err);
+int qp_rootdir_pread(struct qp_rootdir *d, const char *name, size_t off, void *buf, size_t len,
+		     struct qp_err **err);
+int qp_rootdir_readlink(struct qp_rootdir *d, const char *name, bool optional, char **target,
+			struct qp_err **err);
+
 /* Joins a link's directory and its relative target, and folds "." and ".." textually:
  * ("sys/bus/pci/devices", "../../../devices/pci0000:00/0000:00:02.0") ->
  * "sys/devices/pci0000:00/0000:00:02.0". Fails on an absolute target or one that

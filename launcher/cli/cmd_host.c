@@ -59,8 +59,13 @@ int qp_cmd_list(struct globals *g, int argc, char **argv)
 	struct qp_list_opts lo = { .all = f.all };
 	if (f.json && !qp_host_iommu_on(&h))
 		fputs("qpass: note: the IOMMU is off (see .iommu.message)\n", stderr);
-	rc = qp_cli_emit(f.json ? qp_list_json(&h, &lo) : NULL,
-			 f.json ? NULL : qp_list_text(&h, &lo));
+	if (f.json) {
+		qp_autoerr struct qp_err *err = NULL;
+		rc = qp_list_json(stdout, &h, &lo, &err) < 0 ? QP_EXIT_FAIL : QP_EXIT_OK;
+		qp_err_report(&err);
+	} else {
+		rc = qp_cli_emit(NULL, qp_list_text(&h, &lo));
+	}
 	qp_host_free(&h);
 	return qp_cli_finish(rc);
 }

@@ -1,5 +1,6 @@
 #include "cli/list.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/jsonout.h"
@@ -34,6 +35,38 @@ static bool in_list(const int *v, size_t n, int x)
 	return false;
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The other members of the GPU's groups, in host order. */
+static void gpu_peers(const struct qp_host *h, struct gpu *gpu, struct view *v)
+{
+	size_t *idx = NULL, n = 0, cap = 0;
+	for (size_t k = 0; k < gpu->n_groups; k++) {
+		const struct qp_iommu_group *grp = qp_host_group(h, gpu->groups[k]);
+		for (size_t m = 0; grp && m < grp->n_members; m++) {
+			const struct qp_pci_dev *p = qp_host_dev(h, &grp->members[m]);
+			if (!p || qp_pci_same_slot(&p->addr, &gpu->funcs[0]->addr))
+				continue;
+			idx = qp_xgrow(idx, &cap, n + 1, sizeof(*idx));
+			idx[n++] = (size_t)(p - h->devs);
+		}
+	}
+	if (n)
+		qsort(idx, n, sizeof(*idx), cmp_size);
+	for (size_t i = 0; i < n; i++) {
+		if (i && idx[i] == idx[i - 1])
+			continue;
+		gpu->peers = qp_xrealloc(gpu->peers, (gpu->n_peers + 1) * sizeof(*gpu->peers));
+		gpu->peers[gpu->n_peers++] = &h->devs[idx[i]];
+		v->shown[idx[i]] = true;
+	}
+	free(idx);
+}
+
 static void view_build(const struct qp_host *h, struct view *v)
 {
 	memset(v, 0, sizeof(*v));
@@ -42,19 +75,19 @@ static void view_build(const struct qp_host *h, struct view *v)
 		const struct qp_pci_dev *d = &h->devs[i];
 		if (!qp_pci_is_display(d))
 			continue;
-		/* One entry per slot, however many display functions it has. */
-		bool known = false;
-		for (size_t g = 0; g < v->n_gpus; g++)
-			known = known || qp_pci_same_slot(&v->gpus[g].funcs[0]->addr, &d->addr);
-		if (known)
+		/* One entry per slot, however many display functions it has: in address
+		 * order, a slot's are next to each other. */
+		if (v->n_gpus && qp_pci_same_slot(&v->gpus[v->n_gpus - 1].funcs[0]->addr, &d->addr))
 			continue;
 		v->gpus = qp_xrealloc(v->gpus, (v->n_gpus + 1) * sizeof(*v->gpus));
 		struct gpu *gpu = &v->gpus[v->n_gpus++];
 		memset(gpu, 0, sizeof(*gpu));
-		for (size_t j = 0; j < h->n_devs; j++) {
+		struct qp_pci_addr first = d->addr;
+		first.func = 0;
+		for (size_t j = qp_host_lower(h, &first); j < h->n_devs; j++) {
 			const struct qp_pci_dev *f = &h->devs[j];
 			if (!qp_pci_same_slot(&f->addr, &d->addr))
-				continue;
+				break;
 			gpu->funcs = qp_xrealloc(gpu->funcs, (gpu->n_funcs + 1) * sizeof(f));
 			gpu->funcs[gpu->n_funcs++] = f;
 			v->shown[j] = true;
@@ -63,15 +96,7 @@ static void view_build(const struct qp_host *h, struct view *v)
 				gpu->groups[gpu->n_groups++] = f->iommu_group;
 			}
 		}
-		for (size_t j = 0; j < h->n_devs; j++) {
-			const struct qp_pci_dev *p = &h->devs[j];
-			if (qp_pci_same_slot(&p->addr, &d->addr) ||
-			    !in_list(gpu->groups, gpu->n_groups, p->iommu_group))
-				continue;
-			gpu->peers = qp_xrealloc(gpu->peers, (gpu->n_peers + 1) * sizeof(p));
-			gpu->peers[gpu->n_peers++] = p;
-			v->shown[j] = true;
-		}
+		gpu_peers(h, gpu, v);
 	}
 }
 
@@ -312,195 +337,257 @@ char *qp_list_text(const struct qp_host *h, const struct qp_list_opts *o)
 	return qp_buf_steal(&b);
 }
 
-/* --- JSON --------------------------------------------------------------------- */
+/* --- JSON: written as it is made, a device at a time ------------------------------- */
 
-static json_object *json_hex(unsigned width, unsigned value)
+static void jw_hex(struct qp_jsonw *w, unsigned width, unsigned value)
 {
 	char s[16];
 	snprintf(s, sizeof(s), "%0*x", (int)width, value);
-	return json_object_new_string(s);
+	qp_jsonw_str(w, s);
 }
 
-static json_object *json_dev(const struct qp_host *h, const struct qp_pci_dev *d)
+static void jw_addr(struct qp_jsonw *w, const struct qp_pci_addr *a)
 {
-	json_object *o = json_object_new_object();
-	char a[QP_PCI_ADDR_LEN];
-	qp_pci_addr_fmt(&d->addr, a);
-	qp_json_add(o, "address", json_object_new_string(a));
-	qp_json_add(o, "vendor", json_hex(4, d->vendor));
-	qp_json_add(o, "device", json_hex(4, d->device));
-	qp_json_add(o, "subsystem_vendor", json_hex(4, d->subvendor));
-	qp_json_add(o, "subsystem_device", json_hex(4, d->subdevice));
-	qp_json_add(o, "class", json_hex(4, d->class >> 8));
-	qp_json_add(o, "prog_if", json_hex(2, d->class & 0xff));
-	qp_json_add(o, "revision", json_hex(2, d->revision));
-	qp_json_add(o, "name", qp_json_str(d->name));
-	qp_json_add(o, "vendor_name", qp_json_str(d->vendor_name));
-	qp_json_add(o, "device_name", qp_json_str(d->device_name));
-	qp_json_add(o, "class_name", qp_json_str(d->class_name));
-	qp_json_add(o, "header_type", json_object_new_string(qp_header_type_name(d->header_type)));
-	qp_json_add(o, "driver", qp_json_str(d->driver));
-	qp_json_add(o, "driver_override", qp_json_str(d->driver_override));
-	qp_json_add(o, "iommu_group", d->iommu_group < 0 ? NULL : json_object_new_int(d->iommu_group));
-	qp_json_add(o, "numa_node", json_object_new_int(d->numa_node));
-	qp_json_add(o, "local_cpus", qp_json_cpus(&d->local_cpus));
-	qp_json_add(o, "boot_vga", json_object_new_boolean(d->boot_vga));
-	json_object *rm = NULL;
+	char s[QP_PCI_ADDR_LEN];
+	qp_pci_addr_fmt(a, s);
+	qp_jsonw_str(w, s);
+}
+
+static void json_dev(struct qp_jsonw *w, const struct qp_pci_dev *d)
+{
+	qp_jsonw_object(w);
+	qp_jsonw_key(w, "address");
+	jw_addr(w, &d->addr);
+	qp_jsonw_key(w, "vendor");
+	jw_hex(w, 4, d->vendor);
+	qp_jsonw_key(w, "device");
+	jw_hex(w, 4, d->device);
+	qp_jsonw_key(w, "subsystem_vendor");
+	jw_hex(w, 4, d->subvendor);
+	qp_jsonw_key(w, "subsystem_device");
+	jw_hex(w, 4, d->subdevice);
+	qp_jsonw_key(w, "class");
+	jw_hex(w, 4, d->class >> 8);
+	qp_jsonw_key(w, "prog_if");
+	jw_hex(w, 2, d->class & 0xff);
+	qp_jsonw_key(w, "revision");
+	jw_hex(w, 2, d->revision);
+	qp_jsonw_key(w, "name");
+	qp_jsonw_str(w, d->name);
+	qp_jsonw_key(w, "vendor_name");
+	qp_jsonw_str(w, d->vendor_name);
+	qp_jsonw_key(w, "device_name");
+	qp_jsonw_str(w, d->device_name);
+	qp_jsonw_key(w, "class_name");
+	qp_jsonw_str(w, d->class_name);
+	qp_jsonw_key(w, "header_type");
+	qp_jsonw_str(w, qp_header_type_name(d->header_type));
+	qp_jsonw_key(w, "driver");
+	qp_jsonw_str(w, d->driver);
+	qp_jsonw_key(w, "driver_override");
+	qp_jsonw_str(w, d->driver_override);
+	qp_jsonw_key(w, "iommu_group");
+	if (d->iommu_group < 0)
+		qp_jsonw_null(w);
+	else
+		qp_jsonw_int(w, d->iommu_group);
+	qp_jsonw_key(w, "numa_node");
+	qp_jsonw_int(w, d->numa_node);
+	qp_jsonw_key(w, "local_cpus");
+	qp_jsonw_cpus(w, &d->local_cpus);
+	qp_jsonw_key(w, "boot_vga");
+	qp_jsonw_bool(w, d->boot_vga);
+	qp_jsonw_key(w, "reset_methods");
 	if (d->reset_methods) {
-		rm = json_object_new_array();
+		qp_jsonw_array(w);
 		for (char **m = d->reset_methods; *m; m++)
-			json_object_array_add(rm, json_object_new_string(*m));
+			qp_jsonw_str(w, *m);
+		qp_jsonw_end(w);
+	} else {
+		qp_jsonw_null(w);
 	}
-	qp_json_add(o, "reset_methods", rm);
-	qp_json_add(o, "power_state", qp_json_str(d->power_state));
-	char p[QP_PCI_ADDR_LEN];
-	qp_pci_addr_fmt(&d->parent, p);
-	qp_json_add(o, "parent", d->has_parent ? json_object_new_string(p) : NULL);
+	qp_jsonw_key(w, "power_state");
+	qp_jsonw_str(w, d->power_state);
+	qp_jsonw_key(w, "parent");
+	if (d->has_parent)
+		jw_addr(w, &d->parent);
+	else
+		qp_jsonw_null(w);
+	qp_jsonw_key(w, "sysfs_path");
 	qp_autofree char *path = qp_xasprintf("/%s", d->sysfs_path);
-	qp_json_add(o, "sysfs_path", json_object_new_string(path));
-	(void)h;
-	return o;
+	qp_jsonw_str(w, path);
+	qp_jsonw_end(w);
 }
 
-static json_object *json_addr(const struct qp_pci_dev *d)
+static void json_gpu(struct qp_jsonw *w, const struct gpu *g)
 {
-	char a[QP_PCI_ADDR_LEN];
-	qp_pci_addr_fmt(&d->addr, a);
-	return json_object_new_string(a);
-}
-
-static json_object *json_gpu(const struct gpu *g)
-{
-	json_object *o = json_object_new_object();
 	const struct qp_pci_dev *disp = g->funcs[0];
 	for (size_t i = 0; i < g->n_funcs; i++)
 		if (qp_pci_is_display(g->funcs[i])) {
 			disp = g->funcs[i];
 			break;
 		}
+	qp_jsonw_object(w);
 	char slot[QP_PCI_SLOT_LEN];
 	qp_pci_slot_fmt(&disp->addr, slot);
-	qp_json_add(o, "slot", json_object_new_string(slot));
-	qp_json_add(o, "name", qp_json_str(disp->name));
-	json_object *groups = json_object_new_array();
-	for (size_t i = 0; i < g->n_groups; i++)
-		json_object_array_add(groups, json_object_new_int(g->groups[i]));
-	qp_json_add(o, "iommu_groups", groups);
-	qp_json_add(o, "numa_node", json_object_new_int(disp->numa_node));
-	qp_json_add(o, "local_cpus", qp_json_cpus(&disp->local_cpus));
+	qp_jsonw_key(w, "slot");
+	qp_jsonw_str(w, slot);
+	qp_jsonw_key(w, "name");
+	qp_jsonw_str(w, disp->name);
+	qp_jsonw_key(w, "iommu_groups");
+	qp_jsonw_ints(w, g->groups, g->n_groups);
+	qp_jsonw_key(w, "numa_node");
+	qp_jsonw_int(w, disp->numa_node);
+	qp_jsonw_key(w, "local_cpus");
+	qp_jsonw_cpus(w, &disp->local_cpus);
 	bool boot = false;
-	json_object *funcs = json_object_new_array();
-	for (size_t i = 0; i < g->n_funcs; i++) {
-		json_object_array_add(funcs, json_addr(g->funcs[i]));
+	for (size_t i = 0; i < g->n_funcs; i++)
 		boot = boot || g->funcs[i]->boot_vga;
-	}
-	qp_json_add(o, "boot_vga", json_object_new_boolean(boot));
-	qp_json_add(o, "functions", funcs);
-	json_object *peers = json_object_new_array();
+	qp_jsonw_key(w, "boot_vga");
+	qp_jsonw_bool(w, boot);
+	qp_jsonw_key(w, "functions");
+	qp_jsonw_array(w);
+	for (size_t i = 0; i < g->n_funcs; i++)
+		jw_addr(w, &g->funcs[i]->addr);
+	qp_jsonw_end(w);
+	qp_jsonw_key(w, "group_peers");
+	qp_jsonw_array(w);
 	for (size_t i = 0; i < g->n_peers; i++)
-		json_object_array_add(peers, json_addr(g->peers[i]));
-	qp_json_add(o, "group_peers", peers);
-	return o;
+		jw_addr(w, &g->peers[i]->addr);
+	qp_jsonw_end(w);
+	qp_jsonw_end(w);
 }
 
-static json_object *json_nodes(const struct qp_host *h)
+static void json_nodes(struct qp_jsonw *w, const struct qp_host *h)
 {
-	json_object *a = json_object_new_array();
+	qp_jsonw_array(w);
 	for (size_t i = 0; i < h->n_nodes; i++) {
 		const struct qp_numa_node *nd = &h->nodes[i];
-		json_object *o = json_object_new_object();
-		qp_json_add(o, "node", json_object_new_int(nd->id));
-		qp_json_add(o, "cpus", qp_json_cpus(&nd->cpus));
-		qp_json_add(o, "memory_kib", json_object_new_uint64(nd->mem_total_kb));
-		qp_json_add(o, "free_kib", json_object_new_uint64(nd->mem_free_kb));
-		json_object *hp = json_object_new_array();
+		qp_jsonw_object(w);
+		qp_jsonw_key(w, "node");
+		qp_jsonw_int(w, nd->id);
+		qp_jsonw_key(w, "cpus");
+		qp_jsonw_cpus(w, &nd->cpus);
+		qp_jsonw_key(w, "memory_kib");
+		qp_jsonw_uint(w, nd->mem_total_kb);
+		qp_jsonw_key(w, "free_kib");
+		qp_jsonw_uint(w, nd->mem_free_kb);
+		qp_jsonw_key(w, "hugepages");
+		qp_jsonw_array(w);
 		for (size_t j = 0; j < nd->n_hugepages; j++) {
-			json_object *x = json_object_new_object();
-			qp_json_add(x, "size_kib", json_object_new_uint64(nd->hugepages[j].size_kb));
-			qp_json_add(x, "total", json_object_new_uint64(nd->hugepages[j].total));
-			qp_json_add(x, "free", json_object_new_uint64(nd->hugepages[j].free));
-			json_object_array_add(hp, x);
+			qp_jsonw_object(w);
+			qp_jsonw_key(w, "size_kib");
+			qp_jsonw_uint(w, nd->hugepages[j].size_kb);
+			qp_jsonw_key(w, "total");
+			qp_jsonw_uint(w, nd->hugepages[j].total);
+			qp_jsonw_key(w, "free");
+			qp_jsonw_uint(w, nd->hugepages[j].free);
+			qp_jsonw_end(w);
 		}
-		qp_json_add(o, "hugepages", hp);
-		json_object *dist = json_object_new_array();
-		for (size_t j = 0; j < nd->n_distance; j++)
-			json_object_array_add(dist, json_object_new_int(nd->distance[j]));
-		qp_json_add(o, "distances", dist);
-		json_object_array_add(a, o);
+		qp_jsonw_end(w);
+		qp_jsonw_key(w, "distances");
+		qp_jsonw_ints(w, nd->distance, nd->n_distance);
+		qp_jsonw_end(w);
 	}
-	return a;
+	qp_jsonw_end(w);
 }
 
-static json_object *json_cpus(const struct qp_host *h)
+static void json_cpus(struct qp_jsonw *w, const struct qp_host *h)
 {
-	json_object *a = json_object_new_array();
+	qp_jsonw_array(w);
 	for (size_t i = 0; i < h->n_cpus; i++) {
 		const struct qp_cpu *c = &h->cpus[i];
-		json_object *o = json_object_new_object();
-		qp_json_add(o, "cpu", json_object_new_int(c->id));
-		qp_json_add(o, "online", json_object_new_boolean(c->online));
-		qp_json_add(o, "node", json_object_new_int(c->node));
-		qp_json_add(o, "package", json_object_new_int(c->package));
-		qp_json_add(o, "core", json_object_new_int(c->core));
-		qp_json_add(o, "siblings", qp_json_cpus(&c->siblings));
-		json_object_array_add(a, o);
+		qp_jsonw_object(w);
+		qp_jsonw_key(w, "cpu");
+		qp_jsonw_int(w, c->id);
+		qp_jsonw_key(w, "online");
+		qp_jsonw_bool(w, c->online);
+		qp_jsonw_key(w, "node");
+		qp_jsonw_int(w, c->node);
+		qp_jsonw_key(w, "package");
+		qp_jsonw_int(w, c->package);
+		qp_jsonw_key(w, "core");
+		qp_jsonw_int(w, c->core);
+		qp_jsonw_key(w, "siblings");
+		qp_jsonw_cpus(w, &c->siblings);
+		qp_jsonw_end(w);
 	}
-	return a;
+	qp_jsonw_end(w);
 }
 
-static json_object *json_host(const struct qp_host *h)
+static void json_host(struct qp_jsonw *w, const struct qp_host *h)
 {
-	json_object *o = json_object_new_object();
-	qp_json_add(o, "cmdline", qp_json_str(h->cmdline));
-	qp_json_add(o, "cpu_vendor", qp_json_str(h->cpu_vendor));
-	qp_json_add(o, "virtualization",
-		    qp_json_str(h->cpu_vmx ? "vmx" : h->cpu_svm ? "svm" : NULL));
-	json_object *mods = json_object_new_object();
-	for (int m = 0; m < QP_MOD_COUNT; m++)
-		qp_json_add(mods, qp_module_name(m),
-			    json_object_new_string(qp_module_state_name(h->modules[m])));
-	qp_json_add(o, "modules", mods);
-	qp_json_add(o, "dev_kvm", json_object_new_boolean(h->dev_kvm));
-	qp_json_add(o, "dev_vfio", json_object_new_boolean(h->dev_vfio));
-	json_object *vg = json_object_new_array();
-	for (size_t i = 0; i < h->n_vfio_groups; i++)
-		json_object_array_add(vg, json_object_new_int(h->vfio_groups[i]));
-	qp_json_add(o, "vfio_groups", vg);
-	return o;
+	qp_jsonw_object(w);
+	qp_jsonw_key(w, "cmdline");
+	qp_jsonw_str(w, h->cmdline);
+	qp_jsonw_key(w, "cpu_vendor");
+	qp_jsonw_str(w, h->cpu_vendor);
+	qp_jsonw_key(w, "virtualization");
+	qp_jsonw_str(w, h->cpu_vmx ? "vmx" : h->cpu_svm ? "svm" : NULL);
+	qp_jsonw_key(w, "modules");
+	qp_jsonw_object(w);
+	for (int m = 0; m < QP_MOD_COUNT; m++) {
+		qp_jsonw_key(w, qp_module_name(m));
+		qp_jsonw_str(w, qp_module_state_name(h->modules[m]));
+	}
+	qp_jsonw_end(w);
+	qp_jsonw_key(w, "dev_kvm");
+	qp_jsonw_bool(w, h->dev_kvm);
+	qp_jsonw_key(w, "dev_vfio");
+	qp_jsonw_bool(w, h->dev_vfio);
+	qp_jsonw_key(w, "vfio_groups");
+	qp_jsonw_ints(w, h->vfio_groups, h->n_vfio_groups);
+	qp_jsonw_end(w);
 }
 
-struct json_object *qp_list_json(const struct qp_host *h, const struct qp_list_opts *o)
+int qp_list_json(FILE *out, const struct qp_host *h, const struct qp_list_opts *o,
+		 struct qp_err **err)
 {
 	struct view v;
 	view_build(h, &v);
-	json_object *root = json_object_new_object();
-	qp_json_add(root, "version", json_object_new_int(QP_LIST_JSON_VERSION));
-	qp_json_add(root, "sysroot", json_object_new_string(h->root));
+	struct qp_jsonw w;
+	qp_jsonw_init(&w, out);
+	qp_jsonw_object(&w);
+	qp_jsonw_key(&w, "version");
+	qp_jsonw_int(&w, QP_LIST_JSON_VERSION);
+	qp_jsonw_key(&w, "sysroot");
+	qp_jsonw_str(&w, h->root);
 
-	json_object *iommu = json_object_new_object();
-	qp_json_add(iommu, "enabled", json_object_new_boolean(qp_host_iommu_on(h)));
-	qp_json_add(iommu, "groups", json_object_new_int((int)h->n_iommu_groups));
+	qp_jsonw_key(&w, "iommu");
+	qp_jsonw_object(&w);
+	qp_jsonw_key(&w, "enabled");
+	qp_jsonw_bool(&w, qp_host_iommu_on(h));
+	qp_jsonw_key(&w, "groups");
+	qp_jsonw_int(&w, (int64_t)h->n_iommu_groups);
 	qp_autofree char *advice = qp_host_iommu_on(h) ? NULL : qp_advice_iommu_off(h);
-	qp_json_add(iommu, "message", qp_json_str(advice));
-	qp_json_add(root, "iommu", iommu);
+	qp_jsonw_key(&w, "message");
+	qp_jsonw_str(&w, advice);
+	qp_jsonw_end(&w);
 
-	json_object *gpus = json_object_new_array();
+	qp_jsonw_key(&w, "gpus");
+	qp_jsonw_array(&w);
 	for (size_t i = 0; i < v.n_gpus; i++)
-		json_object_array_add(gpus, json_gpu(&v.gpus[i]));
-	qp_json_add(root, "gpus", gpus);
+		json_gpu(&w, &v.gpus[i]);
+	qp_jsonw_end(&w);
 
-	json_object *devs = json_object_new_array();
+	qp_jsonw_key(&w, "devices");
+	qp_jsonw_array(&w);
 	for (size_t i = 0; i < h->n_devs; i++)
 		if (o->all || v.shown[i])
-			json_object_array_add(devs, json_dev(h, &h->devs[i]));
-	qp_json_add(root, "devices", devs);
-	qp_json_add(root, "numa_nodes", json_nodes(h));
-	qp_json_add(root, "cpus", json_cpus(h));
-	qp_json_add(root, "host", json_host(h));
-	json_object *warn = json_object_new_array();
-	for (char **w = h->warnings; w && *w; w++)
-		json_object_array_add(warn, json_object_new_string(*w));
-	qp_json_add(root, "warnings", warn);
+			json_dev(&w, &h->devs[i]);
+	qp_jsonw_end(&w);
+	qp_jsonw_key(&w, "numa_nodes");
+	json_nodes(&w, h);
+	qp_jsonw_key(&w, "cpus");
+	json_cpus(&w, h);
+	qp_jsonw_key(&w, "host");
+	json_host(&w, h);
+	qp_jsonw_key(&w, "warnings");
+	qp_jsonw_array(&w);
+	for (char **x = h->warnings; x && *x; x++)
+		qp_jsonw_str(&w, *x);
+	qp_jsonw_end(&w);
+	qp_jsonw_end(&w);
 	view_free(&v);
-	return root;
+	return qp_jsonw_finish(&w, err);
 }

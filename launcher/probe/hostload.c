@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,12 +34,10 @@ static const char *const power_states[] = {
 	"D0", "D1", "D2", "D3hot", "D3cold", "unknown", "error", NULL,
 };
 
-static int load_reset_methods(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
-			      struct qp_err **err)
+static int load_reset_methods(struct qp_rootdir *dd, struct qp_pci_dev *d, struct qp_err **err)
 {
-	qp_autofree char *rel = qp_xasprintf("%s/reset_method", dir);
 	qp_autofree char *line = NULL;
-	if (qp_sysread_line(r, rel, true, &line, err) < 0)
+	if (qp_sysdir_line(dd, "reset_method", true, &line, err) < 0)
 		return -1;
 	if (!line)
 		return 0;
@@ -50,7 +49,7 @@ static int load_reset_methods(const struct qp_root *r, const char *dir, struct q
 			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) {
 				qp_autofree char *q = qp_quote(w);
 				qp_err_set(err, 0, "%s is not a reset method name", q);
-				return qp_sysread_name_file(r, rel, err);
+				return qp_sysdir_name_file(dd, "reset_method", err);
 			}
 		}
 		d->reset_methods = qp_xrealloc(d->reset_methods, (n + 2) * sizeof(char *));
@@ -62,24 +61,20 @@ static int load_reset_methods(const struct qp_root *r, const char *dir, struct q
 
 /* From config space qpass takes one byte, the header type: every dword read of it is
  * a device access, slow under a hypervisor and on hosts with hundreds of functions. */
-static int load_header_type(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
-			    struct qp_err **err)
+static int load_header_type(struct qp_rootdir *dd, struct qp_pci_dev *d, struct qp_err **err)
 {
-	qp_autofree char *rel = qp_xasprintf("%s/config", dir);
 	uint8_t byte, type;
-	if (qp_root_pread(r, rel, 0x0e, &byte, 1, err) < 0)
+	if (qp_rootdir_pread(dd, "config", 0x0e, &byte, 1, err) < 0)
 		return -1;
 	if (qp_parse_pci_header_type(byte, &type, &d->multifunction, err) < 0)
-		return qp_sysread_name_file(r, rel, err);
+		return qp_sysdir_name_file(dd, "config", err);
 	d->header_type = (enum qp_header_type)type;
 	return 0;
 }
 
-static int load_power_state(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
-			    struct qp_err **err)
+static int load_power_state(struct qp_rootdir *dd, struct qp_pci_dev *d, struct qp_err **err)
 {
-	qp_autofree char *rel = qp_xasprintf("%s/power_state", dir);
-	if (qp_sysread_line(r, rel, true, &d->power_state, err) < 0)
+	if (qp_sysdir_line(dd, "power_state", true, &d->power_state, err) < 0)
 		return -1;
 	if (!d->power_state)
 		return 0;
@@ -88,23 +83,24 @@ static int load_power_state(const struct qp_root *r, const char *dir, struct qp_
 			return 0;
 	qp_autofree char *q = qp_quote(d->power_state);
 	qp_err_set(err, 0, "unknown power state %s", q);
-	return qp_sysread_name_file(r, rel, err);
+	return qp_sysdir_name_file(dd, "power_state", err);
 }
 
-/* Where the device really sits, and its upstream bridge. */
-static int load_dev_topology(const struct qp_root *r, const char *name, const char *dir,
-			     struct qp_pci_dev *d, struct qp_err **err)
+/* Where the device really sits (its link in sys/bus/pci/devices, read in devs), and its
+ * upstream bridge. */
+static int load_dev_topology(struct qp_rootdir *devs, const char *name, struct qp_pci_dev *d,
+			     struct qp_err **err)
 {
 	qp_autofree char *target = NULL;
-	if (qp_root_readlink(r, dir, false, &target, err) < 0)
+	if (qp_rootdir_readlink(devs, name, false, &target, err) < 0)
 		return -1;
 	if (qp_path_join_link(PCI_DEVICES, target, &d->sysfs_path, err) < 0)
-		return qp_sysread_name_file(r, dir, err);
+		return qp_sysdir_name_file(devs, name, err);
 	const char *last = strrchr(d->sysfs_path, '/');
 	if (strncmp(d->sysfs_path, "sys/devices/", 12) || !last || strcmp(last + 1, name)) {
 		qp_autofree char *q = qp_quote(target);
 		qp_err_set(err, 0, "expected a link to ../../../devices/.../%s, got %s", name, q);
-		return qp_sysread_name_file(r, dir, err);
+		return qp_sysdir_name_file(devs, name, err);
 	}
 	const char *prev = last;
 	while (prev > d->sysfs_path && prev[-1] != '/')
@@ -117,91 +113,81 @@ static int load_dev_topology(const struct qp_root *r, const char *name, const ch
 }
 
 /* What the device is: its ids, class, revision and header. */
-static int load_dev_identity(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
-			     struct qp_err **err)
+static int load_dev_identity(struct qp_rootdir *dd, struct qp_pci_dev *d, struct qp_err **err)
 {
 	uint32_t v;
-	if (qp_sysread_hex(r, dir, "vendor", 16, &v, err) < 0)
+	if (qp_sysdir_hex(dd, "vendor", 16, &v, err) < 0)
 		return -1;
 	d->vendor = (uint16_t)v;
-	if (qp_sysread_hex(r, dir, "device", 16, &v, err) < 0)
+	if (qp_sysdir_hex(dd, "device", 16, &v, err) < 0)
 		return -1;
 	d->device = (uint16_t)v;
-	if (qp_sysread_hex(r, dir, "subsystem_vendor", 16, &v, err) < 0)
+	if (qp_sysdir_hex(dd, "subsystem_vendor", 16, &v, err) < 0)
 		return -1;
 	d->subvendor = (uint16_t)v;
-	if (qp_sysread_hex(r, dir, "subsystem_device", 16, &v, err) < 0)
+	if (qp_sysdir_hex(dd, "subsystem_device", 16, &v, err) < 0)
 		return -1;
 	d->subdevice = (uint16_t)v;
-	if (qp_sysread_hex(r, dir, "class", 24, &d->class, err) < 0)
+	if (qp_sysdir_hex(dd, "class", 24, &d->class, err) < 0)
 		return -1;
-	if (qp_sysread_hex(r, dir, "revision", 8, &v, err) < 0)
+	if (qp_sysdir_hex(dd, "revision", 8, &v, err) < 0)
 		return -1;
 	d->revision = (uint8_t)v;
-	return load_header_type(r, dir, d, err);
+	return load_header_type(dd, d, err);
 }
 
 /* Where the device stands now: its node and CPUs, driver, group, resets, power. */
-static int load_dev_state(const struct qp_root *r, const char *dir, struct qp_pci_dev *d,
-			  struct qp_err **err)
+static int load_dev_state(struct qp_rootdir *dd, struct qp_pci_dev *d, struct qp_err **err)
 {
-	qp_autofree char *rel = qp_xasprintf("%s/numa_node", dir);
 	long node;
-	if (qp_sysread_int(r, rel, true, -1, 65535, -1, &node, err) < 0)
+	if (qp_sysdir_int(dd, "numa_node", true, -1, 65535, -1, &node, err) < 0)
 		return -1;
 	d->numa_node = (int)node;
-
-	free(rel);
-	rel = qp_xasprintf("%s/local_cpulist", dir);
-	if (qp_sysread_cpulist(r, rel, &d->local_cpus, err) < 0)
-		return -1;
-
-	free(rel);
-	rel = qp_xasprintf("%s/driver", dir);
-	if (qp_sysread_link_name(r, rel, "drivers", &d->driver, err) < 0)
-		return -1;
-
-	free(rel);
-	rel = qp_xasprintf("%s/driver_override", dir);
-	if (qp_sysread_line(r, rel, true, &d->driver_override, err) < 0)
+	if (qp_sysdir_cpulist(dd, "local_cpulist", &d->local_cpus, err) < 0 ||
+	    qp_sysdir_link_name(dd, "driver", "drivers", &d->driver, err) < 0 ||
+	    qp_sysdir_line(dd, "driver_override", true, &d->driver_override, err) < 0)
 		return -1;
 	if (d->driver_override && !strcmp(d->driver_override, "(null)"))
 		qp_freep(&d->driver_override);
 
-	free(rel);
-	rel = qp_xasprintf("%s/iommu_group", dir);
 	qp_autofree char *group = NULL;
-	if (qp_sysread_link_name(r, rel, "iommu_groups", &group, err) < 0)
+	if (qp_sysdir_link_name(dd, "iommu_group", "iommu_groups", &group, err) < 0)
 		return -1;
 	long g = -1;
 	if (group && qp_hostload_number(group, 1L << 30, &g) < 0) {
 		qp_autofree char *q = qp_quote(group);
 		qp_err_set(err, 0, "the group %s is not a number", q);
-		return qp_sysread_name_file(r, rel, err);
+		return qp_sysdir_name_file(dd, "iommu_group", err);
 	}
 	d->iommu_group = (int)g;
 
-	free(rel);
-	rel = qp_xasprintf("%s/boot_vga", dir);
 	long bv;
-	if (qp_sysread_int(r, rel, true, 0, 1, 0, &bv, err) < 0)
+	if (qp_sysdir_int(dd, "boot_vga", true, 0, 1, 0, &bv, err) < 0)
 		return -1;
 	d->boot_vga = bv;
 
-	if (load_reset_methods(r, dir, d, err) < 0)
+	if (load_reset_methods(dd, d, err) < 0)
 		return -1;
-	return load_power_state(r, dir, d, err);
+	return load_power_state(dd, d, err);
 }
 
-static int load_pci_dev(const struct qp_root *r, const char *name, struct qp_pci_dev *d,
+/* Device `name`; devs is sys/bus/pci/devices. */
+static int load_pci_dev(struct qp_rootdir *devs, const char *name, struct qp_pci_dev *d,
 			struct qp_err **err)
 {
-	qp_autofree char *dir = qp_xasprintf(PCI_DEVICES "/%s", name);
 	if (qp_parse_pci_addr(name, &d->addr, err) < 0)
-		return qp_sysread_name_file(r, dir, err);
-	if (load_dev_topology(r, name, dir, d, err) < 0 || load_dev_identity(r, dir, d, err) < 0)
+		return qp_sysdir_name_file(devs, name, err);
+	if (load_dev_topology(devs, name, d, err) < 0)
 		return -1;
-	return load_dev_state(r, dir, d, err);
+	char rel[sizeof(PCI_DEVICES) + QP_PCI_ADDR_LEN + 1];
+	snprintf(rel, sizeof(rel), PCI_DEVICES "/%s", name);
+	struct qp_rootdir dd;
+	qp_rootdir_init(&dd, devs->root, rel);
+	int rc = load_dev_identity(&dd, d, err);
+	if (rc == 0)
+		rc = load_dev_state(&dd, d, err);
+	qp_rootdir_close(&dd);
+	return rc;
 }
 
 static int cmp_dev(const void *a, const void *b)
@@ -215,12 +201,15 @@ static int load_named(const struct qp_root *r, struct qp_host *h, char *const *n
 		      struct qp_err **err)
 {
 	h->devs = qp_xrealloc(h->devs, (h->n_devs + n + 1) * sizeof(*h->devs));
+	struct qp_rootdir devs;
+	qp_rootdir_init(&devs, r, PCI_DEVICES);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct qp_pci_dev *d = &h->devs[h->n_devs++];
 		memset(d, 0, sizeof(*d));
-		rc = load_pci_dev(r, names[i], d, err);
+		rc = load_pci_dev(&devs, names[i], d, err);
 	}
+	qp_rootdir_close(&devs);
 	return rc;
 }
 

@@ -152,14 +152,15 @@ static int load_cpu(const struct qp_root *r, const char *name, long id, struct q
 {
 	c->id = (int)id;
 	c->node = -1;
-	qp_autofree char *rel = qp_xasprintf(CPU_DIR "/%s/online", name);
+	/* Paths in a buffer of their own: there are four a CPU, and hundreds of CPUs. */
+	char rel[128];
+	snprintf(rel, sizeof(rel), CPU_DIR "/%s/online", name);
 	long online;
 	/* cpu0 usually has no "online" file: it cannot be taken offline. */
 	if (qp_sysread_int(r, rel, true, 0, 1, 1, &online, err) < 0)
 		return -1;
 	c->online = online;
-	free(rel);
-	rel = qp_xasprintf(CPU_DIR "/%s/topology", name);
+	snprintf(rel, sizeof(rel), CPU_DIR "/%s/topology", name);
 	if (!c->online && !qp_root_exists(r, rel)) {
 		/* Offline CPUs lose their topology directory. */
 		c->package = c->core = -1;
@@ -167,18 +168,15 @@ static int load_cpu(const struct qp_root *r, const char *name, long id, struct q
 		return 0;
 	}
 	long v;
-	free(rel);
-	rel = qp_xasprintf(CPU_DIR "/%s/topology/physical_package_id", name);
+	snprintf(rel, sizeof(rel), CPU_DIR "/%s/topology/physical_package_id", name);
 	if (qp_sysread_int(r, rel, false, -1, 1L << 30, -1, &v, err) < 0)
 		return -1;
 	c->package = (int)v;
-	free(rel);
-	rel = qp_xasprintf(CPU_DIR "/%s/topology/core_id", name);
+	snprintf(rel, sizeof(rel), CPU_DIR "/%s/topology/core_id", name);
 	if (qp_sysread_int(r, rel, false, -1, 1L << 30, -1, &v, err) < 0)
 		return -1;
 	c->core = (int)v;
-	free(rel);
-	rel = qp_xasprintf(CPU_DIR "/%s/topology/thread_siblings_list", name);
+	snprintf(rel, sizeof(rel), CPU_DIR "/%s/topology/thread_siblings_list", name);
 	if (qp_sysread_cpulist(r, rel, &c->siblings, err) < 0)
 		return -1;
 	if (!qp_cpulist_has(&c->siblings, c->id)) {

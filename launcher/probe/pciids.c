@@ -12,7 +12,8 @@
 
 struct entry {
 	uint16_t id;
-	char *name;
+	const char *line;  /* its line in the text */
+	char *name;        /* made the first time it is asked for */
 };
 
 struct block {
@@ -76,10 +77,11 @@ static bool white(char c)
 static void read_line(const struct qp_pciids *ids, const char *at, struct line *l)
 {
 	const char *stop = ids->text + ids->len;
-	const char *e = at;
-	while (e < stop && *e && *e != '\n' && *e != '\r')
-		e++;
-	const char *nl = e < stop ? memchr(e, '\n', (size_t)(stop - e)) : NULL;
+	const char *nl = at < stop ? memchr(at, '\n', (size_t)(stop - at)) : NULL;
+	const char *e = nl ? nl : stop;
+	const char *cr = memchr(at, '\r', (size_t)(e - at));
+	if (cr)
+		e = cr;
 	l->next = nl && nl + 1 < stop ? nl + 1 : NULL;
 	if (e > at && white(e[-1]))
 		e--;
@@ -120,15 +122,16 @@ static char *entry_name(const char *p, const char *end, int digits, int *id)
 	return p == end ? NULL : qp_xstrndup(p, (size_t)(end - p));
 }
 
-/* The top-level entry line that starts with key (vendor "10de", class "C 03"), found
- * by searching the text for it at a line's start. */
-static const char *find_top(const struct qp_pciids *ids, const char *key)
+/* The first top-level entry line that starts with key (vendor "10de", class "C 03")
+ * at or after text + off, found by searching the text for it at a line's start. */
+static const char *find_top_from(const struct qp_pciids *ids, size_t off, const char *key)
 {
 	size_t k = strlen(key);
-	if (ids->len > k && !memcmp(ids->text, key, k) && white(ids->text[k]))
+	if (!off && ids->len > k && !memcmp(ids->text, key, k) && white(ids->text[k]))
 		return ids->text;
-	qp_autofree char *pat = qp_xasprintf("\n%s", key);
-	const char *from = ids->text;
+	char pat[16];
+	snprintf(pat, sizeof(pat), "\n%s", key);
+	const char *from = ids->text + off;
 	for (;;) {
 		size_t left = ids->len - (size_t)(from - ids->text);
 		const char *hit = memmem(from, left, pat, k + 1);
@@ -138,6 +141,11 @@ static const char *find_top(const struct qp_pciids *ids, const char *key)
 			return hit + 1;
 		from = hit + 1;
 	}
+}
+
+static const char *find_top(const struct qp_pciids *ids, const char *key)
+{
+	return find_top_from(ids, 0, key);
 }
 
 /* The first entry of the top level whose line starts at or after off: vendor lines,
@@ -169,8 +177,9 @@ static int vendor_of(const struct qp_pciids *ids, const char *p)
  * search for the text finds it. */
 static const char *find_vendor(const struct qp_pciids *ids, uint16_t id)
 {
+	/* Narrowed to 64 KiB at most before the line; then searched for from there. */
 	size_t lo = 0, hi = ids->len;
-	while (lo < hi) {
+	while (hi - lo > 65536) {
 		size_t mid = lo + (hi - lo) / 2;
 		int v = vendor_of(ids, top_at(ids, mid));
 		if (v >= 0 && v < id)
@@ -178,11 +187,11 @@ static const char *find_vendor(const struct qp_pciids *ids, uint16_t id)
 		else
 			hi = mid;
 	}
-	const char *p = top_at(ids, lo);
-	if (vendor_of(ids, p) == id)
-		return p;
 	char key[8];
 	snprintf(key, sizeof(key), "%04x", id);
+	const char *p = find_top_from(ids, lo ? lo - 1 : 0, key);
+	if (p && vendor_of(ids, p) == id)
+		return p;
 	if ((p = find_top(ids, key)))
 		return p;
 	/* libpci reads upper-case hex too. */
@@ -224,21 +233,24 @@ static void index_block(const struct qp_pciids *ids, struct block *b, int digits
 	b->indexed = true;
 	if (!b->at)
 		return;
-	struct line l;
 	size_t cap = 0;
-	read_line(ids, b->at, &l);
-	for (const char *at = l.next; at; at = l.next) {
-		read_line(ids, at, &l);
-		if (l.skip)
+	const char *stop = ids->text + ids->len;
+	for (const char *p = memchr(b->at, '\n', (size_t)(stop - b->at)); p && ++p < stop;
+	     p = memchr(p, '\n', (size_t)(stop - p))) {
+		if (*p == '\t' && p + 1 < stop && p[1] != '\t') {
+			int id = hex(p + 1, stop, digits);
+			if (id < 0)
+				continue;
+			b->subs = qp_xgrow(b->subs, &cap, b->n_subs + 1, sizeof(*b->subs));
+			b->subs[b->n_subs++] = (struct entry){ (uint16_t)id, p + 1, NULL };
 			continue;
-		if (!l.nest)
-			break;
-		int id;
-		char *name;
-		if (l.nest != 1 || !(name = entry_name(l.p + 1, l.end, digits, &id)))
-			continue;
-		b->subs = qp_xgrow(b->subs, &cap, b->n_subs + 1, sizeof(*b->subs));
-		b->subs[b->n_subs++] = (struct entry){ (uint16_t)id, name };
+		}
+		if (*p == '\t')
+			continue;  /* a subsystem, or a programming interface */
+		struct line l;
+		read_line(ids, p, &l);
+		if (!l.skip)
+			break;  /* the next entry of the top level */
 	}
 	/* An insertion sort: stable, so that of equal ids the file's first stays first; the
 	 * blocks are in order already. */
@@ -278,13 +290,24 @@ static const char *nested(struct qp_pciids *ids, bool cls, uint16_t id, uint16_t
 	struct block *b = block(ids, cls, id);
 	if (!b->indexed)
 		index_block(ids, b, cls ? 2 : 4);
-	struct entry key = { sub_id, NULL };
-	const struct entry *e = b->n_subs ? bsearch(&key, b->subs, b->n_subs, sizeof(*e),
-						     cmp_entry) : NULL;
-	/* bsearch may land on any of equal ids: the first in the file is the one before. */
+	struct entry key = { sub_id, NULL, NULL };
+	struct entry *e = b->n_subs ? bsearch(&key, b->subs, b->n_subs, sizeof(*e), cmp_entry)
+				    : NULL;
+	/* bsearch may land on any of equal ids: the first in the file is the one before. An
+	 * entry without a name is no entry (libpci refuses it), and the next one counts. */
 	while (e && e > b->subs && e[-1].id == sub_id)
 		e--;
-	return e ? e->name : NULL;
+	for (; e && e < b->subs + b->n_subs && e->id == sub_id; e++) {
+		if (!e->name) {
+			struct line l;
+			read_line(ids, e->line - 1, &l);
+			int got;
+			e->name = entry_name(e->line, l.end, cls ? 2 : 4, &got);
+		}
+		if (e->name)
+			return e->name;
+	}
+	return NULL;
 }
 
 /* --- names, as libpci makes them ------------------------------------------------- */
