@@ -1,7 +1,8 @@
 /* The names of the devices read (pci.ids, as lspci shows them), and libpci at the edge:
  * it says where this system's pci.ids is, and answers for a compressed one. A plain
  * pci.ids is read by need (probe/pciids.h): libpci parses all of it first, which costs
- * more than reading a host. The only file that includes <pci/pci.h>. */
+ * more than reading a host. libpci is loaded (dlopen) by the first call, not linked:
+ * commands that show no names never load it. The only file that includes <pci/pci.h>. */
 #ifndef QP_PCILIB_H
 #define QP_PCILIB_H
 

@@ -65,7 +65,9 @@ PURE_SYSTEM = ["ctype.h", "errno.h", "inttypes.h", "json-c/json.h", "limits.h", 
 # Each library's header, and the one file that may include it.
 OWNED_SYSTEM = {
     "pci/pci.h": ["launcher/probe/pcilib.c"],
+    "dlfcn.h": ["launcher/probe/pcilib.c"],
     "numa.h": ["launcher/run/sysfx.c"],
+    "numaif.h": ["launcher/run/sysfx.c"],
     "seccomp.h": ["launcher/run/sysfx.c"],
     "linux/vfio.h": ["vfio/group.c"],
     "linux/kvm.h": ["launcher/probe/checkprobe.c"],
