@@ -71,8 +71,8 @@ struct qp_numa_node {
 struct qp_cpu {
 	int id;
 	bool online;
-	int package;    /* physical_package_id */
-	int core;       /* core_id, unique only within its package */
+	int package;    /* physical_package_id; -1 unless the host is complete */
+	int core;       /* core_id, unique only within its package; -1 likewise */
 	int node;       /* -1 when the host has no NUMA information */
 	struct qp_cpulist siblings;  /* SMT threads of this core, itself included */
 };

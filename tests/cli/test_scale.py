@@ -1,7 +1,9 @@
 """Reading by need: `plan` and `check PROFILE` read the devices the profile names and
-their IOMMU groups, nothing else of the PCI tree (every other device is corrupted here,
-and their output is unchanged), while `list` reads every device; and the generator of
-large hosts (mkhost.py scale), read by lspci and by qpass alike."""
+their IOMMU groups, nothing else of the PCI tree, and of the CPUs only what placement
+uses (every other device, and every CPU's package and core ids and the thread list of
+every CPU but a core's first, are corrupted here, and their output is unchanged), while
+`list` reads everything; and the generator of large hosts (mkhost.py scale), read by
+lspci and by qpass alike."""
 
 import os
 import re
@@ -33,6 +35,29 @@ def corrupt_others(root):
     return n
 
 
+def corrupt_cpu_ids(root):
+    """Writes garbage into every CPU's package and core ids, and into the thread list
+    of every CPU that is not the first thread of its core. Returns how many CPUs have
+    their thread list left to read."""
+    base = os.path.join(root, "sys/devices/system/cpu")
+    firsts = 0
+    for name in os.listdir(base):
+        topo = os.path.join(base, name, "topology")
+        if not re.fullmatch(r"cpu\d+", name) or not os.path.isdir(topo):
+            continue
+        with open(os.path.join(topo, "thread_siblings_list")) as f:
+            first = int(re.split(r"[,-]", f.read().strip())[0])
+        files = ["physical_package_id", "core_id"]
+        if first == int(name[3:]):
+            firsts += 1
+        else:
+            files.append("thread_siblings_list")
+        for f in files:
+            with open(os.path.join(topo, f), "w", errors="surrogateescape") as out:
+                out.write(GARBAGE)
+    return firsts
+
+
 def test_plan_and_check_read_what_the_vm_touches():
     pristine = fixture("seed")
     want_plan = run("plan", PROFILE, "--json", sysroot=pristine, cwd=SOURCE)
@@ -43,6 +68,8 @@ def test_plan_and_check_read_what_the_vm_touches():
         shutil.copytree(pristine, root, symlinks=True)
         n = corrupt_others(root)
         assert n > 50, n
+        cores = corrupt_cpu_ids(root)
+        assert cores == 28, cores  # 56 CPUs, two threads a core
         p = run("plan", PROFILE, "--json", sysroot=root, cwd=SOURCE)
         assert (p.returncode, p.stdout) == (0, want_plan.stdout), p.stderr
         c = run("check", PROFILE, "--json", sysroot=root, cwd=SOURCE)
@@ -52,7 +79,8 @@ def test_plan_and_check_read_what_the_vm_touches():
         # list reads every device: the first corrupted one is named.
         ls = run("list", "--all", "--json", sysroot=root)
         assert ls.returncode == 1 and "sys/bus/pci/devices/" in ls.stderr, ls.stderr
-    print("# %d devices corrupted; plan and check unchanged, list refuses" % n)
+    print("# %d devices and the ids of 56 CPUs corrupted; plan and check unchanged, list "
+          "refuses" % n)
 
 
 def test_group_members_are_read():
