@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <numa.h>
+#include <numaif.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,26 +13,38 @@
 #include "base/kernel.h"
 #include "base/util.h"
 
-bool qp_fx_numa_available(void)
+bool qp_fx_membind_prepare(int node, struct qp_fx_membind *mb)
 {
-	return numa_available() >= 0;
+	*mb = (struct qp_fx_membind){ .node = node };
+	if (numa_available() < 0)
+		return false;
+	mb->want = numa_allocate_nodemask();
+	mb->got = numa_allocate_nodemask();
+	numa_bitmask_setbit(mb->want, (unsigned)node);
+	return true;
 }
 
-int qp_fx_bind_memory(int node, char *msg, size_t len)
+int qp_fx_membind_apply(const struct qp_fx_membind *mb, char *msg, size_t len)
 {
-	struct bitmask *want = numa_allocate_nodemask();
-	numa_bitmask_setbit(want, (unsigned)node);
-	numa_set_membind(want);
-	/* libnuma reports failures through numa_error() and errno; read the policy back. */
-	struct bitmask *got = numa_get_membind();
-	bool ok = numa_bitmask_equal(want, got);
-	numa_bitmask_free(want);
-	numa_bitmask_free(got);
-	if (!ok) {
-		snprintf(msg, len, "cannot bind memory to NUMA node %d", node);
+	numa_set_membind(mb->want);
+	/* libnuma reports failures through numa_error() and errno; read the policy back,
+	 * as numa_get_membind() does, into the mask made ready. */
+	int mode = -1;
+	if (get_mempolicy(&mode, mb->got->maskp, mb->got->size + 1, NULL, 0) < 0 ||
+	    mode != MPOL_BIND || !numa_bitmask_equal(mb->want, mb->got)) {
+		snprintf(msg, len, "cannot bind memory to NUMA node %d", mb->node);
 		return -1;
 	}
 	return 0;
+}
+
+void qp_fx_membind_free(struct qp_fx_membind *mb)
+{
+	if (mb->want)
+		numa_bitmask_free(mb->want);
+	if (mb->got)
+		numa_bitmask_free(mb->got);
+	mb->want = mb->got = NULL;
 }
 
 int qp_fx_memlock(uint64_t bytes, char *msg, size_t len)

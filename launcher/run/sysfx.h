@@ -1,7 +1,8 @@
 /* The side effects of starting QEMU, each a short step checked after it runs, each
  * library included by one file only: NUMA memory binding (libnuma), the memlock limit,
- * dropping privileges, CPU affinity. The child's steps run between fork and exec, so
- * they report errors as plain text into a buffer (no allocation). */
+ * dropping privileges, CPU affinity. The child's steps run between vfork and exec, in
+ * qpass's memory, so they allocate nothing and report errors as plain text into a
+ * buffer. */
 #ifndef QP_SYSFX_H
 #define QP_SYSFX_H
 
@@ -13,9 +14,23 @@
 #include "base/cpulist.h"
 #include "base/err.h"
 
-/* Binds this process's future memory allocations to NUMA node `node` (MPOL_BIND),
- * then checks the policy took. Returns 0, or -1 with msg filled. */
-int qp_fx_bind_memory(int node, char *msg, size_t len);
+struct bitmask;
+
+/* A binding of memory to one NUMA node (MPOL_BIND), made ready before vfork (libnuma
+ * allocates its masks) and applied in the child, which may not allocate. */
+struct qp_fx_membind {
+	int node;
+	struct bitmask *want, *got;
+};
+
+/* False, with nothing allocated, when the kernel has no NUMA. */
+bool qp_fx_membind_prepare(int node, struct qp_fx_membind *mb);
+
+/* Binds the calling process's future memory allocations to the node, then reads the
+ * policy back. No allocation. Returns 0, or -1 with msg filled. */
+int qp_fx_membind_apply(const struct qp_fx_membind *mb, char *msg, size_t len);
+
+void qp_fx_membind_free(struct qp_fx_membind *mb);
 
 /* Sets RLIMIT_MEMLOCK (soft and hard) to bytes, then reads it back. */
 int qp_fx_memlock(uint64_t bytes, char *msg, size_t len);
@@ -26,8 +41,5 @@ int qp_fx_drop_privileges(uid_t uid, gid_t gid, char *msg, size_t len);
 
 /* Pins thread tid to cpus. */
 int qp_fx_pin(pid_t tid, const struct qp_cpulist *cpus, struct qp_err **err);
-
-/* Whether the kernel has NUMA (libnuma's numa_available). */
-bool qp_fx_numa_available(void);
 
 #endif

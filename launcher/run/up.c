@@ -5,7 +5,7 @@
  * the runtime directory RUNDIR/NAME taken, locked (one VM per name); the devices locked,
  * bound to vfio-pci and handed to run_as (run/devices.c); the control socket; then, for
  * every start of QEMU, the launch (run/launch.c): the QMP socket bound and listening,
- * handed to QEMU as fd 3; fork; the child binds its memory to the node, drops to
+ * handed to QEMU as fd 3; vfork; the child binds its memory to the node, drops to
  * run_as, closes stray fds, asks to die with qpass, and execs QEMU (-S); the parent
  * connects to QMP, pins every vCPU thread to its CPU and every other thread to the
  * emulator CPUs, reads the pins back from /proc, and only then lets the guest run.
