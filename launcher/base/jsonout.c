@@ -30,8 +30,9 @@ json_object *qp_json_cpus(const struct qp_cpulist *l)
 
 int qp_json_print(FILE *out, json_object *o, struct qp_err **err)
 {
-	const char *s = json_object_to_json_string_ext(
-		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const int flags = JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+			  JSON_C_TO_STRING_NOSLASHESCAPE;
+	const char *s = json_object_to_json_string_ext(o, flags);
 	int rc = fprintf(out, "%s\n", s);
 	json_object_put(o);
 	if (rc < 0)
@@ -230,6 +231,36 @@ void qp_jsonw_ints(struct qp_jsonw *w, const int *v, size_t n)
 void qp_jsonw_cpus(struct qp_jsonw *w, const struct qp_cpulist *l)
 {
 	qp_jsonw_ints(w, l->cpu, l->n);
+}
+
+void qp_jsonw_kstr(struct qp_jsonw *w, const char *key, const char *s)
+{
+	qp_jsonw_key(w, key);
+	qp_jsonw_str(w, s);
+}
+
+void qp_jsonw_kint(struct qp_jsonw *w, const char *key, int64_t v)
+{
+	qp_jsonw_key(w, key);
+	qp_jsonw_int(w, v);
+}
+
+void qp_jsonw_kuint(struct qp_jsonw *w, const char *key, uint64_t v)
+{
+	qp_jsonw_key(w, key);
+	qp_jsonw_uint(w, v);
+}
+
+void qp_jsonw_kbool(struct qp_jsonw *w, const char *key, bool v)
+{
+	qp_jsonw_key(w, key);
+	qp_jsonw_bool(w, v);
+}
+
+void qp_jsonw_kcpus(struct qp_jsonw *w, const char *key, const struct qp_cpulist *l)
+{
+	qp_jsonw_key(w, key);
+	qp_jsonw_cpus(w, l);
 }
 
 int qp_jsonw_finish(struct qp_jsonw *w, struct qp_err **err)

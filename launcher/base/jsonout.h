@@ -52,6 +52,12 @@ void qp_jsonw_null(struct qp_jsonw *w);
 /* An array of ints, and of a CPU list's CPUs. */
 void qp_jsonw_ints(struct qp_jsonw *w, const int *v, size_t n);
 void qp_jsonw_cpus(struct qp_jsonw *w, const struct qp_cpulist *l);
+/* A member of an object: its key, then its value. */
+void qp_jsonw_kstr(struct qp_jsonw *w, const char *key, const char *s);
+void qp_jsonw_kint(struct qp_jsonw *w, const char *key, int64_t v);
+void qp_jsonw_kuint(struct qp_jsonw *w, const char *key, uint64_t v);
+void qp_jsonw_kbool(struct qp_jsonw *w, const char *key, bool v);
+void qp_jsonw_kcpus(struct qp_jsonw *w, const char *key, const struct qp_cpulist *l);
 /* The final newline, and whether every byte was written. */
 int qp_jsonw_finish(struct qp_jsonw *w, struct qp_err **err);
 

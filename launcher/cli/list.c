@@ -91,8 +91,10 @@ static void view_build(const struct qp_host *h, struct view *v)
 			gpu->funcs = qp_xrealloc(gpu->funcs, (gpu->n_funcs + 1) * sizeof(f));
 			gpu->funcs[gpu->n_funcs++] = f;
 			v->shown[j] = true;
-			if (f->iommu_group >= 0 && !in_list(gpu->groups, gpu->n_groups, f->iommu_group)) {
-				gpu->groups = qp_xrealloc(gpu->groups, (gpu->n_groups + 1) * sizeof(int));
+			if (f->iommu_group >= 0 &&
+			    !in_list(gpu->groups, gpu->n_groups, f->iommu_group)) {
+				gpu->groups =
+					qp_xrealloc(gpu->groups, (gpu->n_groups + 1) * sizeof(int));
 				gpu->groups[gpu->n_groups++] = f->iommu_group;
 			}
 		}
@@ -339,11 +341,11 @@ char *qp_list_text(const struct qp_host *h, const struct qp_list_opts *o)
 
 /* --- JSON: written as it is made, a device at a time ------------------------------- */
 
-static void jw_hex(struct qp_jsonw *w, unsigned width, unsigned value)
+static void jw_hex(struct qp_jsonw *w, const char *key, unsigned width, unsigned value)
 {
 	char s[16];
 	snprintf(s, sizeof(s), "%0*x", (int)width, value);
-	qp_jsonw_str(w, s);
+	qp_jsonw_kstr(w, key, s);
 }
 
 static void jw_addr(struct qp_jsonw *w, const struct qp_pci_addr *a)
@@ -358,45 +360,28 @@ static void json_dev(struct qp_jsonw *w, const struct qp_pci_dev *d)
 	qp_jsonw_object(w);
 	qp_jsonw_key(w, "address");
 	jw_addr(w, &d->addr);
-	qp_jsonw_key(w, "vendor");
-	jw_hex(w, 4, d->vendor);
-	qp_jsonw_key(w, "device");
-	jw_hex(w, 4, d->device);
-	qp_jsonw_key(w, "subsystem_vendor");
-	jw_hex(w, 4, d->subvendor);
-	qp_jsonw_key(w, "subsystem_device");
-	jw_hex(w, 4, d->subdevice);
-	qp_jsonw_key(w, "class");
-	jw_hex(w, 4, d->class >> 8);
-	qp_jsonw_key(w, "prog_if");
-	jw_hex(w, 2, d->class & 0xff);
-	qp_jsonw_key(w, "revision");
-	jw_hex(w, 2, d->revision);
-	qp_jsonw_key(w, "name");
-	qp_jsonw_str(w, d->name);
-	qp_jsonw_key(w, "vendor_name");
-	qp_jsonw_str(w, d->vendor_name);
-	qp_jsonw_key(w, "device_name");
-	qp_jsonw_str(w, d->device_name);
-	qp_jsonw_key(w, "class_name");
-	qp_jsonw_str(w, d->class_name);
-	qp_jsonw_key(w, "header_type");
-	qp_jsonw_str(w, qp_header_type_name(d->header_type));
-	qp_jsonw_key(w, "driver");
-	qp_jsonw_str(w, d->driver);
-	qp_jsonw_key(w, "driver_override");
-	qp_jsonw_str(w, d->driver_override);
+	jw_hex(w, "vendor", 4, d->vendor);
+	jw_hex(w, "device", 4, d->device);
+	jw_hex(w, "subsystem_vendor", 4, d->subvendor);
+	jw_hex(w, "subsystem_device", 4, d->subdevice);
+	jw_hex(w, "class", 4, d->class >> 8);
+	jw_hex(w, "prog_if", 2, d->class & 0xff);
+	jw_hex(w, "revision", 2, d->revision);
+	qp_jsonw_kstr(w, "name", d->name);
+	qp_jsonw_kstr(w, "vendor_name", d->vendor_name);
+	qp_jsonw_kstr(w, "device_name", d->device_name);
+	qp_jsonw_kstr(w, "class_name", d->class_name);
+	qp_jsonw_kstr(w, "header_type", qp_header_type_name(d->header_type));
+	qp_jsonw_kstr(w, "driver", d->driver);
+	qp_jsonw_kstr(w, "driver_override", d->driver_override);
 	qp_jsonw_key(w, "iommu_group");
 	if (d->iommu_group < 0)
 		qp_jsonw_null(w);
 	else
 		qp_jsonw_int(w, d->iommu_group);
-	qp_jsonw_key(w, "numa_node");
-	qp_jsonw_int(w, d->numa_node);
-	qp_jsonw_key(w, "local_cpus");
-	qp_jsonw_cpus(w, &d->local_cpus);
-	qp_jsonw_key(w, "boot_vga");
-	qp_jsonw_bool(w, d->boot_vga);
+	qp_jsonw_kint(w, "numa_node", d->numa_node);
+	qp_jsonw_kcpus(w, "local_cpus", &d->local_cpus);
+	qp_jsonw_kbool(w, "boot_vga", d->boot_vga);
 	qp_jsonw_key(w, "reset_methods");
 	if (d->reset_methods) {
 		qp_jsonw_array(w);
@@ -406,8 +391,7 @@ static void json_dev(struct qp_jsonw *w, const struct qp_pci_dev *d)
 	} else {
 		qp_jsonw_null(w);
 	}
-	qp_jsonw_key(w, "power_state");
-	qp_jsonw_str(w, d->power_state);
+	qp_jsonw_kstr(w, "power_state", d->power_state);
 	qp_jsonw_key(w, "parent");
 	if (d->has_parent)
 		jw_addr(w, &d->parent);
@@ -430,21 +414,16 @@ static void json_gpu(struct qp_jsonw *w, const struct gpu *g)
 	qp_jsonw_object(w);
 	char slot[QP_PCI_SLOT_LEN];
 	qp_pci_slot_fmt(&disp->addr, slot);
-	qp_jsonw_key(w, "slot");
-	qp_jsonw_str(w, slot);
-	qp_jsonw_key(w, "name");
-	qp_jsonw_str(w, disp->name);
+	qp_jsonw_kstr(w, "slot", slot);
+	qp_jsonw_kstr(w, "name", disp->name);
 	qp_jsonw_key(w, "iommu_groups");
 	qp_jsonw_ints(w, g->groups, g->n_groups);
-	qp_jsonw_key(w, "numa_node");
-	qp_jsonw_int(w, disp->numa_node);
-	qp_jsonw_key(w, "local_cpus");
-	qp_jsonw_cpus(w, &disp->local_cpus);
+	qp_jsonw_kint(w, "numa_node", disp->numa_node);
+	qp_jsonw_kcpus(w, "local_cpus", &disp->local_cpus);
 	bool boot = false;
 	for (size_t i = 0; i < g->n_funcs; i++)
 		boot = boot || g->funcs[i]->boot_vga;
-	qp_jsonw_key(w, "boot_vga");
-	qp_jsonw_bool(w, boot);
+	qp_jsonw_kbool(w, "boot_vga", boot);
 	qp_jsonw_key(w, "functions");
 	qp_jsonw_array(w);
 	for (size_t i = 0; i < g->n_funcs; i++)
@@ -464,24 +443,17 @@ static void json_nodes(struct qp_jsonw *w, const struct qp_host *h)
 	for (size_t i = 0; i < h->n_nodes; i++) {
 		const struct qp_numa_node *nd = &h->nodes[i];
 		qp_jsonw_object(w);
-		qp_jsonw_key(w, "node");
-		qp_jsonw_int(w, nd->id);
-		qp_jsonw_key(w, "cpus");
-		qp_jsonw_cpus(w, &nd->cpus);
-		qp_jsonw_key(w, "memory_kib");
-		qp_jsonw_uint(w, nd->mem_total_kb);
-		qp_jsonw_key(w, "free_kib");
-		qp_jsonw_uint(w, nd->mem_free_kb);
+		qp_jsonw_kint(w, "node", nd->id);
+		qp_jsonw_kcpus(w, "cpus", &nd->cpus);
+		qp_jsonw_kuint(w, "memory_kib", nd->mem_total_kb);
+		qp_jsonw_kuint(w, "free_kib", nd->mem_free_kb);
 		qp_jsonw_key(w, "hugepages");
 		qp_jsonw_array(w);
 		for (size_t j = 0; j < nd->n_hugepages; j++) {
 			qp_jsonw_object(w);
-			qp_jsonw_key(w, "size_kib");
-			qp_jsonw_uint(w, nd->hugepages[j].size_kb);
-			qp_jsonw_key(w, "total");
-			qp_jsonw_uint(w, nd->hugepages[j].total);
-			qp_jsonw_key(w, "free");
-			qp_jsonw_uint(w, nd->hugepages[j].free);
+			qp_jsonw_kuint(w, "size_kib", nd->hugepages[j].size_kb);
+			qp_jsonw_kuint(w, "total", nd->hugepages[j].total);
+			qp_jsonw_kuint(w, "free", nd->hugepages[j].free);
 			qp_jsonw_end(w);
 		}
 		qp_jsonw_end(w);
@@ -498,18 +470,12 @@ static void json_cpus(struct qp_jsonw *w, const struct qp_host *h)
 	for (size_t i = 0; i < h->n_cpus; i++) {
 		const struct qp_cpu *c = &h->cpus[i];
 		qp_jsonw_object(w);
-		qp_jsonw_key(w, "cpu");
-		qp_jsonw_int(w, c->id);
-		qp_jsonw_key(w, "online");
-		qp_jsonw_bool(w, c->online);
-		qp_jsonw_key(w, "node");
-		qp_jsonw_int(w, c->node);
-		qp_jsonw_key(w, "package");
-		qp_jsonw_int(w, c->package);
-		qp_jsonw_key(w, "core");
-		qp_jsonw_int(w, c->core);
-		qp_jsonw_key(w, "siblings");
-		qp_jsonw_cpus(w, &c->siblings);
+		qp_jsonw_kint(w, "cpu", c->id);
+		qp_jsonw_kbool(w, "online", c->online);
+		qp_jsonw_kint(w, "node", c->node);
+		qp_jsonw_kint(w, "package", c->package);
+		qp_jsonw_kint(w, "core", c->core);
+		qp_jsonw_kcpus(w, "siblings", &c->siblings);
 		qp_jsonw_end(w);
 	}
 	qp_jsonw_end(w);
@@ -518,12 +484,9 @@ static void json_cpus(struct qp_jsonw *w, const struct qp_host *h)
 static void json_host(struct qp_jsonw *w, const struct qp_host *h)
 {
 	qp_jsonw_object(w);
-	qp_jsonw_key(w, "cmdline");
-	qp_jsonw_str(w, h->cmdline);
-	qp_jsonw_key(w, "cpu_vendor");
-	qp_jsonw_str(w, h->cpu_vendor);
-	qp_jsonw_key(w, "virtualization");
-	qp_jsonw_str(w, h->cpu_vmx ? "vmx" : h->cpu_svm ? "svm" : NULL);
+	qp_jsonw_kstr(w, "cmdline", h->cmdline);
+	qp_jsonw_kstr(w, "cpu_vendor", h->cpu_vendor);
+	qp_jsonw_kstr(w, "virtualization", h->cpu_vmx ? "vmx" : h->cpu_svm ? "svm" : NULL);
 	qp_jsonw_key(w, "modules");
 	qp_jsonw_object(w);
 	for (int m = 0; m < QP_MOD_COUNT; m++) {
@@ -531,10 +494,8 @@ static void json_host(struct qp_jsonw *w, const struct qp_host *h)
 		qp_jsonw_str(w, qp_module_state_name(h->modules[m]));
 	}
 	qp_jsonw_end(w);
-	qp_jsonw_key(w, "dev_kvm");
-	qp_jsonw_bool(w, h->dev_kvm);
-	qp_jsonw_key(w, "dev_vfio");
-	qp_jsonw_bool(w, h->dev_vfio);
+	qp_jsonw_kbool(w, "dev_kvm", h->dev_kvm);
+	qp_jsonw_kbool(w, "dev_vfio", h->dev_vfio);
 	qp_jsonw_key(w, "vfio_groups");
 	qp_jsonw_ints(w, h->vfio_groups, h->n_vfio_groups);
 	qp_jsonw_end(w);

@@ -326,8 +326,10 @@ static int check_listed(const struct qp_root *r, const struct qp_host *h, struct
 			char a[QP_PCI_ADDR_LEN];
 			qp_pci_addr_fmt(&d->addr, a);
 			qp_autofree char *where = qp_root_display(r, IOMMU_GROUPS);
-			return qp_err_set(err, 0, "%s names IOMMU group %d, but %s/%d/devices/%s "
-					  "does not exist", a, d->iommu_group, where, d->iommu_group, a);
+			return qp_err_set(err, 0,
+					  "%s names IOMMU group %d, but %s/%d/devices/%s "
+					  "does not exist",
+					  a, d->iommu_group, where, d->iommu_group, a);
 		}
 	}
 	return 0;

@@ -36,6 +36,13 @@ int qp_hostload_number(const char *s, long max, long *out)
 	return rc;
 }
 
+/* Whether a directory entry is PREFIX and a number up to max ("node1", "cpu12"). */
+static bool numbered(const char *name, const char *prefix, long max, long *id)
+{
+	size_t n = strlen(prefix);
+	return !strncmp(name, prefix, n) && qp_hostload_number(name + n, max, id) == 0;
+}
+
 static int load_hugepages(const struct qp_root *r, const char *dir, struct qp_numa_node *nd,
 			  struct qp_err **err)
 {
@@ -106,7 +113,7 @@ int qp_hostload_nodes(const struct qp_root *r, struct qp_host *h, struct qp_err 
 	int rc = 0;
 	for (size_t i = 0; names[i] && rc == 0; i++) {
 		long id;
-		if (strncmp(names[i], "node", 4) || qp_hostload_number(names[i] + 4, 65535, &id) < 0)
+		if (!numbered(names[i], "node", 65535, &id))
 			continue;
 		h->nodes = qp_xrealloc(h->nodes, (h->n_nodes + 1) * sizeof(*h->nodes));
 		struct qp_numa_node *nd = &h->nodes[h->n_nodes++];
@@ -256,7 +263,7 @@ int qp_hostload_cpus(const struct qp_root *r, struct qp_host *h, struct qp_err *
 	int rc = 0;
 	for (size_t i = 0; names[i] && rc == 0; i++) {
 		long id;
-		if (strncmp(names[i], "cpu", 3) || qp_hostload_number(names[i] + 3, QP_MAX_CPU, &id) < 0)
+		if (!numbered(names[i], "cpu", QP_MAX_CPU, &id))
 			continue;
 		h->cpus = qp_xrealloc(h->cpus, (h->n_cpus + 1) * sizeof(*h->cpus));
 		struct qp_cpu *c = &h->cpus[h->n_cpus++];
@@ -283,8 +290,8 @@ int qp_hostload_cpus(const struct qp_root *r, struct qp_host *h, struct qp_err *
 				return qp_sysread_name_file(r, rel, err);
 			}
 			if (c->node >= 0) {
-				qp_err_set(err, 0, "CPU %d is in node %d and node %d", c->id, c->node,
-					   nd->id);
+				qp_err_set(err, 0, "CPU %d is in node %d and node %d", c->id,
+					   c->node, nd->id);
 				return qp_sysread_name_file(r, rel, err);
 			}
 			c->node = nd->id;

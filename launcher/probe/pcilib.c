@@ -102,10 +102,12 @@ static void annotate(const struct libpci *l, struct pci_access *pacc, struct qp_
 	for (size_t i = 0; i < h->n_devs; i++) {
 		struct qp_pci_dev *d = &h->devs[i];
 		/* As lspci prints it: "NVIDIA Corporation TU102 [GeForce RTX 2080 Ti]". */
-		d->name = lookup(l, pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE, d->vendor, d->device);
-		d->vendor_name = lookup(l, pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, d->vendor, 0);
-		d->device_name = lookup(l, pacc, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, d->vendor,
-					d->device);
+		d->name = lookup(l, pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE, d->vendor,
+				 d->device);
+		d->vendor_name =
+			lookup(l, pacc, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, d->vendor, 0);
+		d->device_name = lookup(l, pacc, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
+					d->vendor, d->device);
 		d->class_name = lookup(l, pacc, PCI_LOOKUP_CLASS, (int)(d->class >> 8), 0);
 	}
 }
@@ -186,7 +188,8 @@ int qp_pcilib_names(const char *file, struct qp_host *h, struct qp_err **err)
 	size_t len;
 	int rc = map_ids(path, &map, &len, err);
 	const char *text = map ? map : "";
-	if (rc == 0 && len >= 2 && (unsigned char)text[0] == 0x1f && (unsigned char)text[1] == 0x8b) {
+	if (rc == 0 && len >= 2 && (unsigned char)text[0] == 0x1f &&
+	    (unsigned char)text[1] == 0x8b) {
 		rc = names_by_libpci(&l, pacc, h, err);
 	} else if (rc == 0) {
 		struct qp_pciids *ids = qp_pciids_new(text, len);

@@ -178,7 +178,8 @@ bool qp_up_forward_output(struct vm *vm)
 		if (n < 0 && errno == EINTR)
 			return true;
 		if (vm->line_len)
-			fprintf(stderr, "qemu[%d]: %.*s\n", (int)vm->qemu, (int)vm->line_len, vm->line);
+			fprintf(stderr, "qemu[%d]: %.*s\n", (int)vm->qemu, (int)vm->line_len,
+				vm->line);
 		vm->line_len = 0;
 		return false;
 	}
