@@ -9,6 +9,7 @@
 #include "profiles/profile.h"
 
 int qp_profile_read_passthrough(struct qp_keys *c, json_object *root, struct qp_profile *p);
+int qp_profile_read_gpus(struct qp_keys *c, json_object *root, struct qp_profile *p);
 int qp_profile_read_disks(struct qp_keys *c, json_object *root, struct qp_profile *p);
 int qp_profile_read_network(struct qp_keys *c, json_object *root, struct qp_profile *p);
 int qp_profile_read_display(struct qp_keys *c, json_object *root, struct qp_profile *p);

@@ -83,9 +83,9 @@ static bool valid_word(const char *s)
 /* --- the sections --------------------------------------------------------------- */
 
 static const char *const top_keys[] = {
-	"name", "memory", "vcpus", "passthrough", "numa", "machine", "firmware", "ovmf", "uuid",
+	"name", "memory", "vcpus", "passthrough", "gpus", "numa", "machine", "firmware", "ovmf", "uuid",
 	"cpu", "clock", "lifecycle", "disks", "network", "display", "video", "usb", "serial",
-	"memballoon", "hugepages", "vcpu_pins", "emulator_cpus", "run_as", "accel",
+	"memballoon", "hugepages", "vcpu_pins", "emulator_cpus", "share_cpus", "run_as", "accel",
 	"allow_boot_vga", "extra_args", "qemu", "shutdown_timeout", NULL,
 };
 
@@ -335,7 +335,8 @@ static int read_profile(struct qp_keys *c, json_object *root, struct qp_profile 
 	int machine = 0, firmware = 0, accel = 0;
 	p->shutdown_timeout = 120;
 	if (qp_key_int_value(c, v, "vcpus", 1, 1024, &p->vcpus) < 0 ||
-	    qp_profile_read_passthrough(c, root, p) < 0 || read_numa(c, root, p) < 0 ||
+	    qp_profile_read_passthrough(c, root, p) < 0 || qp_profile_read_gpus(c, root, p) < 0 ||
+	    read_numa(c, root, p) < 0 ||
 	    qp_key_enum(c, root, "", "machine", machines, &machine) < 0 ||
 	    qp_key_enum(c, root, "", "firmware", firmwares, &firmware) < 0 ||
 	    qp_key_object(c, root, "", "ovmf", &ovmf) < 0 ||
@@ -361,6 +362,7 @@ static int read_profile(struct qp_keys *c, json_object *root, struct qp_profile 
 	    qp_profile_read_disks(c, root, p) < 0 || qp_profile_read_network(c, root, p) < 0 ||
 	    qp_profile_read_display(c, root, p) < 0 || qp_profile_read_devices(c, root, p) < 0 ||
 	    read_hugepages(c, root, p) < 0 || read_pinning(c, root, p) < 0 ||
+	    qp_key_bool(c, root, "", "share_cpus", &p->share_cpus) < 0 ||
 	    qp_key_str(c, root, "", "run_as", false, &p->run_as) < 0 ||
 	    qp_key_enum(c, root, "", "accel", accels, &accel) < 0 ||
 	    qp_key_bool(c, root, "", "allow_boot_vga", &p->allow_boot_vga) < 0 ||
@@ -468,6 +470,7 @@ void qp_profile_free(struct qp_profile *p)
 		free(p->pt[i].key);
 	}
 	free(p->pt);
+	free(p->gpus.model);
 	free(p->ovmf_code);
 	free(p->ovmf_vars);
 	free(p->uuid);

@@ -34,6 +34,15 @@ struct qp_passthrough {
 	char *key;            /* where it was written: "passthrough[0]" */
 };
 
+/* "gpus": GPUs picked by need when the VM starts (core/pool.h), not named. */
+struct qp_gpu_request {
+	int count;            /* 0: none asked for */
+	int vendor;           /* a PCI vendor id; -1: any */
+	char *model;          /* NULL: any; else found in the device's name, in any case */
+	int device;           /* the model as a PCI device id ("1e04"); -1: it is a name */
+	int node;             /* -1: any node */
+};
+
 struct qp_disk {
 	char *file;
 	bool qcow2;           /* else raw */
@@ -62,6 +71,7 @@ struct qp_profile {
 	int vcpus;
 	struct qp_passthrough *pt;
 	size_t n_pt;
+	struct qp_gpu_request gpus;
 	int numa;             /* -1: auto */
 	enum qp_machine machine;
 	enum qp_firmware firmware;
@@ -97,6 +107,7 @@ struct qp_profile {
 	size_t n_vcpu_pins;
 	bool has_emulator_cpus;
 	struct qp_cpulist emulator_cpus;
+	bool share_cpus;       /* other VMs may pin to this one's CPUs, and it to theirs */
 	char *run_as;
 	enum qp_accel accel;
 	bool allow_boot_vga;

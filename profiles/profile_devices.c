@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/util.h"
 #include "profiles/keys.h"
@@ -67,6 +68,78 @@ int qp_profile_read_passthrough(struct qp_keys *c, json_object *root, struct qp_
 			return -1;
 		}
 		t->all_functions = !has_func;
+	}
+	return 0;
+}
+
+/* The vendors one may name; any other is given by its id ("10de"). */
+static const struct {
+	const char *name;
+	int id;
+} vendors[] = { { "nvidia", 0x10de }, { "amd", 0x1002 }, { "intel", 0x8086 } };
+
+/* "10de" or "0x10de": four hex digits, else -1. */
+static int hex_id(const char *s)
+{
+	if (!strncmp(s, "0x", 2))
+		s += 2;
+	if (strlen(s) != 4)
+		return -1;
+	for (int i = 0; i < 4; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return -1;
+	return (int)strtol(s, NULL, 16);
+}
+
+static int read_vendor(struct qp_keys *c, json_object *g, struct qp_gpu_request *r)
+{
+	qp_autofree char *v = NULL;
+	if (qp_key_str(c, g, "gpus", "vendor", false, &v) < 0)
+		return -1;
+	r->vendor = -1;
+	if (!v)
+		return 0;
+	for (size_t i = 0; i < QP_ARRAY_SIZE(vendors); i++)
+		if (!strcasecmp(v, vendors[i].name))
+			r->vendor = vendors[i].id;
+	if (r->vendor < 0)
+		r->vendor = hex_id(v);
+	if (r->vendor < 0)
+		return qp_key_fail(c, "gpus.vendor", "unknown vendor \"%s\": \"nvidia\", \"amd\", "
+				   "\"intel\", or a PCI vendor id like \"10de\"", v);
+	return 0;
+}
+
+int qp_profile_read_gpus(struct qp_keys *c, json_object *root, struct qp_profile *p)
+{
+	static const char *const keys[] = { "count", "vendor", "model", "node", NULL };
+	struct qp_gpu_request *r = &p->gpus;
+	*r = (struct qp_gpu_request){ .vendor = -1, .device = -1, .node = -1 };
+	json_object *g, *node;
+	if (qp_key_object(c, root, "", "gpus", &g) < 0)
+		return -1;
+	if (!g)
+		return 0;
+	if (!json_object_is_type(g, json_type_object))
+		return qp_key_fail(c, "gpus", "expected an object like {\"count\": 2, \"vendor\": "
+				   "\"nvidia\"}, got %s", qp_key_type_name(g));
+	if (qp_keys_check(c, g, "gpus", keys) < 0 || read_vendor(c, g, r) < 0 ||
+	    qp_key_str(c, g, "gpus", "model", false, &r->model) < 0)
+		return -1;
+	if (!qp_key_member(g, "count", NULL))
+		return qp_key_fail(c, "gpus", "the key 'count' is required: how many GPUs the VM "
+				   "gets (e.g. \"count\": 2)");
+	if (qp_key_int(c, g, "gpus", "count", 1, 64, &r->count) < 0)
+		return -1;
+	if (r->model)
+		r->device = hex_id(r->model);
+	if (qp_key_member(g, "node", &node) && !(json_object_is_type(node, json_type_string) &&
+						 !strcmp(json_object_get_string(node), "any"))) {
+		if (!json_object_is_type(node, json_type_int))
+			return qp_key_fail(c, "gpus.node", "expected \"any\" or a node number, got %s",
+					   qp_key_type_name(node));
+		if (qp_key_int_value(c, node, "gpus.node", 0, 65535, &r->node) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -1,7 +1,10 @@
 #include "base/files.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/util.h"
 
@@ -19,4 +22,37 @@ int qp_mkdir_p(const char *path, mode_t mode, struct qp_err **err)
 	if (mkdir(p, mode) < 0 && errno != EEXIST)
 		return qp_err_set(err, errno, "cannot create %s", p);
 	return 0;
+}
+
+static int sync_dir(const char *path, struct qp_err **err)
+{
+	const char *slash = strrchr(path, '/');
+	qp_autofree char *dir = slash == path ? qp_xstrdup("/") :
+				slash ? qp_xstrndup(path, (size_t)(slash - path)) : qp_xstrdup(".");
+	qp_autoclose int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		return qp_err_set(err, errno, "cannot sync %s", dir);
+	return 0;
+}
+
+int qp_write_atomic(const char *path, const char *text, size_t len, mode_t mode, bool sync,
+		    struct qp_err **err)
+{
+	qp_autofree char *tmp = qp_xasprintf("%s.%d.tmp", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return qp_err_set(err, errno, "cannot create %s", tmp);
+	int rc = 0;
+	ssize_t n = write(fd, text, len);
+	if (n != (ssize_t)len || (sync && fsync(fd) < 0))
+		rc = qp_err_set(err, n < 0 || n == (ssize_t)len ? errno : EIO, "cannot write %s", tmp);
+	if (close(fd) < 0 && rc == 0)
+		rc = qp_err_set(err, errno, "cannot write %s", tmp);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = qp_err_set(err, errno, "cannot rename %s to %s", tmp, path);
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	return sync ? sync_dir(path, err) : 0;
 }

@@ -1,8 +1,11 @@
-/* The directories qpass makes for itself on the host (RUNDIR/NAME, the per-VM state
- * directory), outside the system root: reads of the host go through base/root.h. */
+/* The directories and files qpass makes for itself on the host (RUNDIR and what is in
+ * it, the per-VM state directory), outside the system root: reads of the host go
+ * through base/root.h. */
 #ifndef QP_FILES_H
 #define QP_FILES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "base/err.h"
@@ -10,5 +13,12 @@
 /* Creates path and its missing parents (0755); path itself gets mode. An existing
  * directory is fine. */
 int qp_mkdir_p(const char *path, mode_t mode, struct qp_err **err);
+
+/* Replaces path with text (len bytes) at once: written to PATH.PID.tmp (mode), then
+ * renamed over it, so that a reader sees the old file or the new one, never part of
+ * either. With sync, the file and then its directory are fsync'd first (it survives
+ * a power cut). On failure the temporary file is removed. */
+int qp_write_atomic(const char *path, const char *text, size_t len, mode_t mode, bool sync,
+		    struct qp_err **err);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+struct qp_cpulist;
 struct qp_root;
 
 /* One sysfs write (vfio/sysfs.c), made in a child process under a deadline: 0 or an
@@ -28,5 +29,15 @@ extern int (*qp_kernel_vfio_check)(const struct qp_root *root, int group);
 /* Raising RLIMIT_MEMLOCK (run/sysfx.c), for a sandbox without CAP_SYS_RESOURCE: 0 or an
  * errno. NULL: setrlimit. */
 extern int (*qp_kernel_memlock)(uint64_t bytes);
+
+/* Pinning thread tid to cpus (run/sysfx.c), and reading back where thread tid of
+ * process pid may run (run/launch.c), for a fixture host whose CPUs this machine does
+ * not have: 0 or an errno. NULL: sched_setaffinity, and Cpus_allowed_list of
+ * /proc/PID/task/TID/status. */
+extern int (*qp_kernel_setaffinity)(int tid, const struct qp_cpulist *cpus);
+/* Binding the calling process's memory to NUMA node `node` (run/sysfx.c, in QEMU's
+ * child before exec), for a fixture node: 0 or an errno. NULL: libnuma, read back. */
+extern int (*qp_kernel_membind)(int node);
+extern int (*qp_kernel_getaffinity)(int pid, int tid, struct qp_cpulist *out);
 
 #endif

@@ -33,6 +33,18 @@ char *qp_rundir_device_lock(const char *addr)
 	return qp_xasprintf("%s/devices/%s.lock", qp_rundir(), addr);
 }
 
+char *qp_rundir_lease(const char *name)
+{
+	if (!name)
+		return qp_xasprintf("%s/leases", qp_rundir());
+	return qp_xasprintf("%s/leases/%s.json", qp_rundir(), name);
+}
+
+char *qp_rundir_leases_lock(void)
+{
+	return qp_xasprintf("%s/leases/.lock", qp_rundir());
+}
+
 int qp_rundir_mkdir(const char *sub, struct qp_err **err)
 {
 	if (mkdir(qp_rundir(), 0755) < 0 && errno != EEXIST)

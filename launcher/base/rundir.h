@@ -8,7 +8,9 @@
  *       control.sock             the supervisor's control socket (run/control.c)
  *       state.json               pids and placement, once QEMU runs
  *   RUNDIR/journal/OWNER.json    what each bound function had (vfio/journal.c)
- *   RUNDIR/devices/ADDR.lock     who holds a PCI function (run/devices.c) */
+ *   RUNDIR/devices/ADDR.lock     who holds a PCI function (run/devices.c)
+ *   RUNDIR/leases/NAME.json      what a VM holds: devices, CPUs, memory (run/ledger.c)
+ *   RUNDIR/leases/.lock          the host-wide lock for reading and writing them */
 #ifndef QP_RUNDIR_H
 #define QP_RUNDIR_H
 
@@ -32,7 +34,14 @@ char *qp_rundir_journal(const char *owner);
 /* RUNDIR/devices, or RUNDIR/devices/ADDR.lock. Caller frees. */
 char *qp_rundir_device_lock(const char *addr);
 
-/* Makes RUNDIR (0755) and RUNDIR/sub (0700, sub "journal" or "devices") when missing. */
+/* RUNDIR/leases, or RUNDIR/leases/NAME.json. Caller frees. */
+char *qp_rundir_lease(const char *name);
+
+/* RUNDIR/leases/.lock. Caller frees. */
+char *qp_rundir_leases_lock(void);
+
+/* Makes RUNDIR (0755) and RUNDIR/sub (0700, sub "journal", "devices" or "leases") when
+ * missing. */
 int qp_rundir_mkdir(const char *sub, struct qp_err **err);
 
 #endif

@@ -36,6 +36,12 @@ int qp_cli_finish(int rc);
 int qp_cli_open_host(const struct globals *g, unsigned flags, const struct qp_pci_sel *sel,
 		     size_t n_sel, struct qp_root *root, struct qp_host *h);
 
+/* Says the host's warnings (what was read, on stderr). */
+void qp_cli_host_warnings(const struct qp_host *h);
+
+/* flags, with what a profile's "gpus" needs read of the host (p may be NULL). */
+unsigned qp_cli_host_flags(const struct qp_profile *p, unsigned flags);
+
 /* The host with names, for the commands that read nothing else under the root. */
 int qp_cli_load_host(const struct globals *g, const struct qp_pci_sel *sel, size_t n_sel,
 		     struct qp_host *h);

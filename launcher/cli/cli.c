@@ -14,6 +14,7 @@
 #include "base/jsonout.h"
 #include "base/util.h"
 #include "cli/cli-int.h"
+#include "core/pool.h"
 #include "probe/hostload.h"
 #include "qp-config.h"
 
@@ -72,7 +73,7 @@ int qp_cli_finish(int rc)
 	return rc;
 }
 
-static void print_warnings(const struct qp_host *h)
+void qp_cli_host_warnings(const struct qp_host *h)
 {
 	for (char **w = h->warnings; w && *w; w++)
 		fprintf(stderr, "qpass: warning: %s\n", *w);
@@ -94,8 +95,17 @@ int qp_cli_open_host(const struct globals *g, unsigned flags, const struct qp_pc
 		qp_err_report(&err);
 		return -1;
 	}
-	print_warnings(h);
+	qp_cli_host_warnings(h);
 	return 0;
+}
+
+unsigned qp_cli_host_flags(const struct qp_profile *p, unsigned flags)
+{
+	if (p && p->gpus.count)
+		flags |= QP_HOST_GPUS;
+	if (p && qp_pool_needs_names(p))
+		flags |= QP_HOST_NAMES;
+	return flags;
 }
 
 /* The host with names, for the commands that read nothing else under the root. */

@@ -94,7 +94,8 @@ static int run_check(const struct globals *g, const char *profile, const char *d
 						     : device_sel(device, &n_sel);
 	struct qp_root root;
 	struct qp_host h;
-	if (qp_cli_open_host(g, QP_HOST_NAMES, sel, n_sel, &root, &h) < 0) {
+	unsigned flags = qp_cli_host_flags(profile ? &p : NULL, QP_HOST_NAMES);
+	if (qp_cli_open_host(g, flags, sel, n_sel, &root, &h) < 0) {
 		if (profile)
 			qp_profile_free(&p);
 		return QP_EXIT_FAIL;

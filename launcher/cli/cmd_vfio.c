@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
+#include "base/rundir.h"
 #include "base/util.h"
 #include "cli/cli-int.h"
 #include "probe/hostload.h"
+#include "run/ledger.h"
 #include "run/vmdir.h"
 #include "vfio/bind.h"
 #include "vfio/journal.h"
@@ -121,6 +124,25 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 	return rc;
 }
 
+/* The leases of the VMs that are gone (run/ledger.h): their devices given back and
+ * what they held freed, as the next `up` would. Returns how many. */
+static size_t reclaim_leases(const struct qp_root *root)
+{
+	qp_autoerr struct qp_err *err = NULL;
+	qp_autofree char *dir = qp_rundir_lease(NULL);
+	if (access(dir, F_OK) < 0)
+		return 0;
+	qp_autoclose int lock = qp_ledger_lock(&err);
+	struct qp_ledger l;
+	int n = lock < 0 ? -1 : qp_ledger_load(root, true, &l, &err);
+	if (n < 0) {
+		qp_err_report(&err);
+		return 0;
+	}
+	qp_ledger_free(&l);
+	return (size_t)n;
+}
+
 int qp_cmd_restore(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
@@ -138,7 +160,7 @@ int qp_cmd_restore(struct globals *g, int argc, char **argv)
 		return QP_EXIT_FAIL;
 	}
 	rc = QP_EXIT_OK;
-	size_t done = 0;
+	size_t done = reclaim_leases(&root);
 	for (char **o = owners; *o; o++) {
 		if (optind >= argc && !strcmp(*o, "manual"))
 			continue;

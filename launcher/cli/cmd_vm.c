@@ -15,6 +15,7 @@
 #include "core/plan.h"
 #include "probe/hostload.h"
 #include "run/control.h"
+#include "run/ledger.h"
 #include "run/up.h"
 #include "run/vmdir.h"
 #include "vfio/journal.h"
@@ -74,6 +75,17 @@ static const char qmp_usage[] =
 	"Example: qpass qmp win10 query-status; qpass qmp win10 human-monitor-command\n"
 	"'{\"command-line\": \"info pci\"}'\n";
 
+/* The VMs that run, for a plan that only predicts: read without the lock, the dead
+ * left out; when they cannot be read, the plan is made as if none ran, and says so. */
+static void read_ledger(const struct qp_root *root, struct qp_ledger *l)
+{
+	qp_autoerr struct qp_err *err = NULL;
+	if (qp_ledger_load(root, false, l, &err) < 0) {
+		fprintf(stderr, "qpass: warning: %s; planned as if no VM ran\n", err->msg);
+		*l = (struct qp_ledger){ 0 };
+	}
+}
+
 int qp_cmd_plan(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
@@ -81,17 +93,21 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 	int rc = qp_cli_profile_command(g, argc, argv, plan_usage, true, &f, &p);
 	if (rc >= 0)
 		return rc;
+	struct qp_root root;
 	struct qp_host h;
 	size_t n_sel;
 	qp_autofree struct qp_pci_sel *sel = qp_plan_needs(&p, &n_sel);
-	if (qp_cli_load_host(g, sel, n_sel, &h) < 0) {
+	if (qp_cli_open_host(g, qp_cli_host_flags(&p, QP_HOST_NAMES), sel, n_sel, &root, &h) < 0) {
 		qp_profile_free(&p);
 		return QP_EXIT_FAIL;
 	}
+	struct qp_ledger ledger;
+	read_ledger(&root, &ledger);
+	qp_root_close(&root);
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_plan plan;
 	rc = QP_EXIT_OK;
-	if (qp_plan_make(&p, &h, &plan, &err) < 0) {
+	if (qp_plan_make_with(&p, &h, &ledger, &plan, &err) < 0) {
 		qp_err_report(&err);
 		rc = QP_EXIT_FAIL;
 	} else {
@@ -101,9 +117,53 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 				 f.json ? NULL : qp_plan_text(&plan));
 		qp_plan_free(&plan);
 	}
+	qp_ledger_free(&ledger);
 	qp_host_free(&h);
 	qp_profile_free(&p);
 	return qp_cli_finish(rc);
+}
+
+/* up's first steps, under the host-wide lock (run/ledger.h): the VMs that run read, the
+ * dead reclaimed, the host read, the plan made beside the others, and this VM's lease
+ * written. The lock goes when this returns: then nothing can take what the lease holds. */
+static int plan_under_lock(const struct globals *g, const struct qp_profile *p,
+			   const struct qp_root *root, struct qp_host *h, struct qp_plan *plan,
+			   struct qp_lease *lease, struct qp_err **err)
+{
+	qp_autoclose int lock = qp_ledger_lock(err);
+	if (lock < 0)
+		return -1;
+	struct qp_ledger ledger;
+	if (qp_ledger_load(root, true, &ledger, err) < 0)
+		return -1;
+	int rc = -1;
+	const struct qp_lease *same = qp_ledger_find(&ledger, p->name);
+	size_t n_sel;
+	qp_autofree struct qp_pci_sel *sel = qp_plan_needs(p, &n_sel);
+	if (same) {
+		qp_err_set(err, 0, "a VM named %s is already running (%s pid %d)", p->name,
+			   same->orphan ? "its qpass is gone; QEMU" : "qpass",
+			   same->orphan ? same->qemu.pid : same->qpass.pid);
+		qp_err_hint(err, "stop it first (`qpass down %s`), or give this VM another "
+			    "\"name\"", p->name);
+	} else if (qp_host_load_ex(root, qp_cli_host_flags(p, 0), sel, n_sel, h, err) == 0) {
+		qp_cli_host_warnings(h);
+		rc = qp_plan_make_with(p, h, &ledger, plan, err);
+		if (rc < 0)
+			qp_host_free(h);
+	}
+	qp_ledger_free(&ledger);
+	if (rc < 0)
+		return -1;
+	qp_plan_lease(plan, lease);
+	lease->qpass = qp_holder_self();
+	if (qp_ledger_write(lease, err) < 0) {
+		qp_lease_free(lease);
+		qp_plan_free(plan);
+		qp_host_free(h);
+		return -1;
+	}
+	return 0;
 }
 
 int qp_cmd_up(struct globals *g, int argc, char **argv)
@@ -113,24 +173,27 @@ int qp_cmd_up(struct globals *g, int argc, char **argv)
 	int rc = qp_cli_profile_command(g, argc, argv, up_usage, false, &f, &p);
 	if (rc >= 0)
 		return rc;
+	qp_autoerr struct qp_err *err = NULL;
 	struct qp_root root;
-	struct qp_host h;
-	size_t n_sel;
-	qp_autofree struct qp_pci_sel *sel = qp_plan_needs(&p, &n_sel);
-	if (qp_cli_open_host(g, 0, sel, n_sel, &root, &h) < 0) {
+	if (qp_root_open(qp_root_choose(g->sysroot), &root, &err) < 0) {
+		qp_err_report(&err);
 		qp_profile_free(&p);
 		return QP_EXIT_FAIL;
 	}
-	qp_autoerr struct qp_err *err = NULL;
+	struct qp_host h;
 	struct qp_plan plan;
+	struct qp_lease lease;
 	rc = QP_EXIT_FAIL;
-	if (qp_plan_make(&p, &h, &plan, &err) == 0) {
+	if (plan_under_lock(g, &p, &root, &h, &plan, &lease, &err) == 0) {
 		for (char **w = plan.warnings; w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
-		rc = qp_up(&plan, &root, &err);
+		rc = qp_up(&plan, &root, &lease, &err);
+		/* Everything is given back: what the lease held is free again. */
+		qp_ledger_remove(p.name);
+		qp_lease_free(&lease);
 		qp_plan_free(&plan);
+		qp_host_free(&h);
 	}
-	qp_host_free(&h);
 	if (rc < 0 || err) {
 		qp_err_report(&err);
 		rc = QP_EXIT_FAIL;
@@ -208,7 +271,7 @@ static void print_status_row(json_object *st)
 	long up = (long)json_object_get_int64(json_object_object_get(st, "uptime"));
 	char uptime[32];
 	snprintf(uptime, sizeof(uptime), "%ld:%02ld:%02ld", up / 3600, up / 60 % 60, up % 60);
-	struct qp_buf pins = { 0 };
+	struct qp_buf pins = { 0 }, more = { 0 };
 	json_object *p = json_object_object_get(st, "vcpu_pins");
 	for (size_t v = 0; v < json_object_array_length(p); v++)
 		qp_buf_addf(&pins, "%s%zu->%d", v ? " " : "", v,
@@ -220,6 +283,89 @@ static void print_status_row(json_object *st)
 	       json_object_get_int(json_object_object_get(st, "qpass_pid")),
 	       json_object_get_int(json_object_object_get(st, "qemu_pid")), uptime,
 	       json_object_get_int(json_object_object_get(st, "numa_node")), pin_text);
+	/* The rest of what it holds, on a line of its own. */
+	json_object *emu = json_object_object_get(st, "emulator_cpus");
+	qp_buf_add(&more, "emulator CPUs");
+	for (size_t i = 0; i < json_object_array_length(emu); i++)
+		qp_buf_addf(&more, "%s%d", i ? "," : " ",
+			    json_object_get_int(json_object_array_get_idx(emu, i)));
+	qp_buf_addf(&more, "; memory %lld MiB",
+		    (long long)json_object_get_int64(json_object_object_get(st, "memory_mib")));
+	json_object *devs = json_object_object_get(st, "devices");
+	for (size_t i = 0; i < json_object_array_length(devs); i++)
+		qp_buf_addf(&more, "%s%s", i ? " " : "; devices ",
+			    json_object_get_string(json_object_array_get_idx(devs, i)));
+	qp_autofree char *rest = qp_buf_steal(&more);
+	printf("  %s\n", rest);
+}
+
+/* A VM of the ledger that no supervisor answers for: starting (its qpass runs, its
+ * control socket is not there yet), or an orphan (its qpass is gone, its QEMU runs). */
+static json_object *lease_status(const struct qp_lease *e)
+{
+	json_object *o = json_object_new_object();
+	qp_json_add(o, "name", json_object_new_string(e->name));
+	qp_json_add(o, "state", json_object_new_string(e->orphan ? "orphan" : "starting"));
+	qp_json_add(o, "qpass_pid", json_object_new_int(e->orphan ? 0 : e->qpass.pid));
+	qp_json_add(o, "qemu_pid", json_object_new_int(e->qemu.pid));
+	qp_json_add(o, "uptime", json_object_new_int(0));
+	qp_json_add(o, "numa_node", json_object_new_int(e->node));
+	qp_json_add(o, "vcpu_pins", qp_json_cpus(&e->vcpu_cpus));
+	qp_json_add(o, "emulator_cpus", qp_json_cpus(&e->emulator_cpus));
+	qp_json_add(o, "memory_nodes", e->node >= 0 ? qp_json_ints(&e->node, 1) :
+			json_object_new_array());
+	qp_json_add(o, "memory_mib", json_object_new_int64((int64_t)e->memory_mib));
+	json_object *devs = json_object_new_array();
+	for (size_t i = 0; i < e->n_devs; i++) {
+		char a[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&e->devs[i], a);
+		json_object_array_add(devs, json_object_new_string(a));
+	}
+	qp_json_add(o, "devices", devs);
+	qp_json_add(o, "qmp", NULL);
+	return o;
+}
+
+static int cmp_status(const void *a, const void *b)
+{
+	const char *x = json_object_get_string(json_object_object_get(*(json_object *const *)a,
+								       "name"));
+	const char *y = json_object_get_string(json_object_object_get(*(json_object *const *)b,
+								       "name"));
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Every VM on the host (or only `one`): from its supervisor, else from the ledger. */
+static json_object *collect_status(char **names, const char *one, int *rc)
+{
+	struct qp_ledger ledger = { 0 };
+	qp_autoerr struct qp_err *lerr = NULL;
+	if (qp_ledger_load(NULL, false, &ledger, &lerr) < 0)
+		fprintf(stderr, "qpass: warning: %s; VMs still starting are not shown\n",
+			lerr->msg);
+	json_object *all = json_object_new_array();
+	for (char **n = names; *n; n++) {
+		const struct qp_lease *e = qp_ledger_find(&ledger, *n);
+		if (e && !qp_vm_running(*n)) {
+			json_object_array_add(all, lease_status(e));
+			continue;
+		}
+		struct qp_err *err = NULL;
+		json_object *reply;
+		if (qp_ctl_call(*n, qp_ctl_req_status(), &reply, &err) < 0) {
+			qp_err_report(&err);
+			*rc = QP_EXIT_FAIL;
+			continue;
+		}
+		json_object_array_add(all, json_object_get(json_object_object_get(reply, "status")));
+		json_object_put(reply);
+	}
+	for (size_t i = 0; !one && i < ledger.n; i++)
+		if (!qp_strv_contains(names, ledger.leases[i].name))
+			json_object_array_add(all, lease_status(&ledger.leases[i]));
+	json_object_array_sort(all, cmp_status);
+	qp_ledger_free(&ledger);
+	return all;
 }
 
 int qp_cmd_status(struct globals *g, int argc, char **argv)
@@ -231,20 +377,9 @@ int qp_cmd_status(struct globals *g, int argc, char **argv)
 	if (argc - optind > 1)
 		return qp_cli_usage_error("status: one VM at a time, or none for all");
 	char **names = qp_cli_names(argc, argv, qp_vm_names);
-	json_object *all = json_object_new_array();
-	rc = QP_EXIT_OK;
-	for (char **n = names; *n; n++) {
-		struct qp_err *err = NULL;
-		json_object *reply;
-		if (qp_ctl_call(*n, qp_ctl_req_status(), &reply, &err) < 0) {
-			qp_err_report(&err);
-			rc = QP_EXIT_FAIL;
-			continue;
-		}
-		json_object_array_add(all, json_object_get(json_object_object_get(reply, "status")));
-		json_object_put(reply);
-	}
 	bool one = optind < argc;
+	rc = QP_EXIT_OK;
+	json_object *all = collect_status(names, one ? names[0] : NULL, &rc);
 	qp_strv_free(names);
 	qp_autoerr struct qp_err *err = NULL;
 	if (f.json) {

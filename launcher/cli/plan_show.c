@@ -43,9 +43,10 @@ char *qp_plan_text(const struct qp_plan *plan)
 			char a[QP_PCI_ADDR_LEN];
 			qp_pci_addr_fmt(&d->host, a);
 			qp_autofree char *g = qp_plan_guest_addr(d);
-			qp_buf_addf(&b, "  %s  %-5d  %-4d  %-15.15s %s%s\n", a, d->iommu_group,
+			qp_buf_addf(&b, "  %s  %-5d  %-4d  %-15.15s %s%s%s\n", a, d->iommu_group,
 				    d->numa_node, d->driver ? d->driver : "-", g,
-				    d->multifunction ? " multifunction" : "");
+				    d->multifunction ? " multifunction" : "",
+				    d->picked ? " (picked)" : "");
 		}
 		qp_buf_addc(&b, '\n');
 	}
@@ -64,6 +65,8 @@ char *qp_plan_text(const struct qp_plan *plan)
 	qp_autofree char *lock = fmt_mib(plan->memlock_bytes >> 20);
 	qp_buf_addf(&b, "  emulator   CPUs %s\n  memlock    %s (RAM + 1 GiB per VFIO device)\n",
 		    emu, lock);
+	for (char **n = plan->notes; n && *n; n++)
+		qp_buf_add_wrapped(&b, 80, "  note: ", *n);
 	for (char **w = plan->warnings; w && *w; w++)
 		qp_buf_add_wrapped(&b, 80, "  warning: ", *w);
 	qp_buf_add(&b, "\nQEMU command line\n");
@@ -93,6 +96,7 @@ json_object *qp_plan_json(const struct qp_plan *plan)
 		qp_json_add(x, "driver", qp_json_str(d->driver));
 		qp_json_add(x, "name", qp_json_str(d->name));
 		qp_json_add(x, "id", json_object_new_string(d->id));
+		qp_json_add(x, "picked", json_object_new_boolean(d->picked));
 		json_object_array_add(devs, x);
 	}
 	qp_json_add(o, "devices", devs);
@@ -138,5 +142,10 @@ json_object *qp_plan_json(const struct qp_plan *plan)
 	for (char **w = plan->warnings; w && *w; w++)
 		json_object_array_add(warn, json_object_new_string(*w));
 	qp_json_add(o, "warnings", warn);
+	json_object *notes = json_object_new_array();
+	for (char **n = plan->notes; n && *n; n++)
+		json_object_array_add(notes, json_object_new_string(*n));
+	qp_json_add(o, "notes", notes);
+	qp_json_add(o, "gpus_picked", json_object_new_boolean(plan->picked));
 	return o;
 }

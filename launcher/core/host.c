@@ -60,6 +60,7 @@ static void free_pci_dev(struct qp_pci_dev *d)
 	qp_cpulist_free(&d->local_cpus);
 	qp_strv_free(d->reset_methods);
 	free(d->power_state);
+	free(d->holders);
 }
 
 void qp_host_free(struct qp_host *h)

@@ -44,6 +44,8 @@ struct qp_pci_dev {
 	char **reset_methods;    /* NULL when the kernel has no reset_method file; else a
 	                          * NULL-terminated list, empty when no reset works */
 	char *power_state;       /* "D0", "D3cold"... NULL when the kernel does not say */
+	char *holders;           /* host processes that have it open, "1234 (Xorg)"; read
+	                          * for display devices when GPUs are picked, else NULL */
 };
 
 struct qp_iommu_group {

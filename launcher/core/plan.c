@@ -6,6 +6,8 @@
 #include "base/util.h"
 #include "core/advice.h"
 #include "core/argv.h"
+#include "core/plan-int.h"
+#include "core/pool.h"
 #include "core/slots.h"
 
 static const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LEN])
@@ -16,7 +18,12 @@ static const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LE
 
 static void warn(struct qp_plan *plan, char *msg)
 {
-	qp_strv_push(&plan->warnings, msg);
+	qp_plan_warn(plan, msg);
+}
+
+static void note(struct qp_plan *plan, char *msg)
+{
+	qp_plan_note(plan, msg);
 }
 
 static bool is_vfio_ready(const struct qp_pci_dev *d)
@@ -57,6 +64,55 @@ static int add_dev(const struct qp_profile *p, const struct qp_passthrough *t,
 	pd->romfile = t->romfile;
 	pd->port_slot = -1;
 	pd->slot = -1;
+	return 0;
+}
+
+/* "gpus": every function of each GPU picked from the free ones. */
+static int pick_gpus(const struct qp_profile *p, const struct qp_host *h,
+		     const struct qp_ledger *ledger, struct qp_plan *plan, struct qp_err **err)
+{
+	static char key[] = "gpus";
+	static const struct qp_passthrough picked = { .guest_slot = -1, .rombar = -1,
+						      .key = key };
+	struct qp_pool_pick pick;
+	if (qp_pool_pick_gpus(p, h, ledger, &pick, err) < 0)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; i < pick.n && rc == 0; i++) {
+		for (size_t j = qp_host_lower(h, &pick.slots[i]);
+		     rc == 0 && j < h->n_devs && qp_pci_same_slot(&h->devs[j].addr, &pick.slots[i]);
+		     j++) {
+			rc = add_dev(p, &picked, &h->devs[j], plan, err);
+			if (rc == 0)
+				plan->devs[plan->n_devs - 1].picked = true;
+		}
+	}
+	plan->picked = true;
+	char node[40] = "";
+	if (pick.node >= 0)
+		snprintf(node, sizeof(node), " of NUMA node %d", pick.node);
+	note(plan, qp_xasprintf("gpus: %zu GPU%s picked from the free ones%s; `qpass up` picks "
+				"again when it starts, from what is free then", pick.n,
+				pick.n == 1 ? "" : "s", node));
+	qp_pool_pick_free(&pick);
+	return rc;
+}
+
+/* A function that a VM that runs has: refused here, naming it, before anything else. */
+static int check_free(const struct qp_profile *p, const struct qp_ledger *l,
+		      const struct qp_plan *plan, struct qp_err **err)
+{
+	for (size_t i = 0; i < plan->n_devs; i++) {
+		const struct qp_lease *e = qp_ledger_dev_holder(l, &plan->devs[i].host);
+		if (!e)
+			continue;
+		char a[QP_PCI_ADDR_LEN];
+		qp_err_set(err, 0, "%s: %s is taken by the VM %s%s", p->file,
+			   pci_name(&plan->devs[i].host, a), e->name,
+			   e->orphan ? " (its qpass is gone; its QEMU runs on)" : "");
+		return qp_err_hint(err, "stop that VM first (`qpass down %s`), or pass another "
+				   "device", e->name);
+	}
 	return 0;
 }
 
@@ -207,242 +263,17 @@ static int check_boot_vga(const struct qp_profile *p, const struct qp_host *h,
 	return 0;
 }
 
-/* --- NUMA: node, CPUs, memory --------------------------------------------------- */
-
-static int choose_node(const struct qp_profile *p, const struct qp_host *h,
-		       struct qp_plan *plan, struct qp_err **err)
-{
-	plan->numa_node = -1;
-	if (!h->n_nodes) {
-		if (p->numa >= 0)
-			return qp_err_set(err, 0, "%s: numa: node %d was asked for, but this host "
-					  "has no NUMA nodes", p->file, p->numa);
-		return 0;
-	}
-	if (p->numa >= 0) {
-		if (!qp_host_node(h, p->numa)) {
-			struct qp_buf b = { 0 };
-			for (size_t i = 0; i < h->n_nodes; i++)
-				qp_buf_addf(&b, "%s%d", i ? ", " : "", h->nodes[i].id);
-			qp_autofree char *nodes = qp_buf_steal(&b);
-			return qp_err_set(err, 0, "%s: numa: this host has no node %d (its nodes: %s)",
-					  p->file, p->numa, nodes);
-		}
-		plan->numa_node = p->numa;
-		for (size_t i = 0; i < plan->n_devs; i++) {
-			int n = plan->devs[i].numa_node;
-			char a[QP_PCI_ADDR_LEN];
-			if (n >= 0 && n != p->numa)
-				warn(plan, qp_xasprintf("%s is on NUMA node %d, the VM on node %d: its "
-							"DMA crosses nodes", pci_name(&plan->devs[i].host, a),
-							n, p->numa));
-		}
-		return 0;
-	}
-	/* auto: the node of the passthrough devices. */
-	int node = -1;
-	bool unknown = false;
-	for (size_t i = 0; i < plan->n_devs; i++) {
-		int n = plan->devs[i].numa_node;
-		if (n < 0) {
-			unknown = true;
-			continue;
-		}
-		if (node >= 0 && n != node) {
-			struct qp_buf b = { 0 };
-			for (size_t j = 0; j < plan->n_devs; j++) {
-				char a[QP_PCI_ADDR_LEN];
-				qp_buf_addf(&b, "\n  %s  node %d", pci_name(&plan->devs[j].host, a),
-					    plan->devs[j].numa_node);
-			}
-			qp_autofree char *list = qp_buf_steal(&b);
-			qp_err_set(err, 0, "%s: the passthrough devices are on NUMA nodes %d and %d, "
-				   "so no node is local to all of them:%s", p->file, node, n, list);
-			return qp_err_hint(err, "pass devices of one node per VM (as the seed does), "
-					   "or choose the node with \"numa\": %d or \"numa\": %d",
-					   node, n);
-		}
-		node = n;
-	}
-	if (node < 0) {
-		node = h->nodes[0].id;
-		if (unknown)
-			warn(plan, qp_xasprintf("the firmware gives no NUMA node for the passthrough "
-						"devices; the VM goes on node %d%s", node,
-						h->n_nodes == 1 ? ", the host's only node" : ""));
-	}
-	plan->numa_node = node;
-	return 0;
-}
-
-/* The CPUs the VM may use: the node's online CPUs, or every online CPU without NUMA. */
-static void node_cpus(const struct qp_host *h, int node, struct qp_cpulist *out)
-{
-	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < h->n_cpus; i++)
-		if (h->cpus[i].online && (node < 0 || h->cpus[i].node == node))
-			qp_cpulist_add(out, h->cpus[i].id);
-}
-
-static char *where(int node)
-{
-	return node < 0 ? qp_xstrdup("this host") : qp_xasprintf("NUMA node %d", node);
-}
-
-static int auto_pins(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *plan,
-		     const struct qp_cpulist *cpus, struct qp_err **err)
-{
-	/* Cores in the order of their first thread; a core's threads within the set. */
-	struct qp_cpulist *cores = qp_xcalloc(cpus->n ? cpus->n : 1, sizeof(*cores));
-	size_t n_cores = 0, max_threads = 0;
-	for (size_t i = 0; i < cpus->n; i++) {
-		const struct qp_cpu *c = qp_host_cpu(h, cpus->cpu[i]);
-		bool seen = false;
-		for (size_t k = 0; k < n_cores && !seen; k++)
-			seen = qp_cpulist_has(&cores[k], c->id);
-		if (seen)
-			continue;
-		for (size_t s = 0; s < c->siblings.n; s++)
-			if (qp_cpulist_has(cpus, c->siblings.cpu[s]))
-				qp_cpulist_add(&cores[n_cores], c->siblings.cpu[s]);
-		if (cores[n_cores].n > max_threads)
-			max_threads = cores[n_cores].n;
-		n_cores++;
-	}
-	size_t t = (size_t)p->threads, need = (size_t)p->vcpus / t, usable = 0;
-	for (size_t k = 0; k < n_cores; k++)
-		usable += cores[k].n >= t;
-	int rc = 0;
-	if (usable < need) {
-		qp_autofree char *w = where(plan->numa_node);
-		qp_autofree char *list = qp_cpulist_fmt(cpus);
-		rc = qp_err_set(err, 0, "%s: %d vCPUs at %zu thread%s per core need %zu cores, "
-				"but %s has %zu core%s with %zu thread%s each at most (CPUs %s)",
-				p->file, p->vcpus, t, t == 1 ? "" : "s", need, w, n_cores,
-				n_cores == 1 ? "" : "s", max_threads, max_threads == 1 ? "" : "s",
-				list);
-		qp_err_hint(err, "lower \"vcpus\"%s, or give \"vcpu_pins\" (one host CPU per "
-			    "vCPU)", t == 1 && max_threads > 1 ?
-			    ", set \"cpu\": {\"threads\": 2} to use both threads of each core" : "");
-	} else {
-		size_t v = 0;
-		for (size_t k = 0; k < n_cores && v < (size_t)p->vcpus; k++) {
-			if (cores[k].n < t)
-				continue;
-			for (size_t j = 0; j < t; j++)
-				plan->vcpu_pins[v++] = cores[k].cpu[j];
-		}
-	}
-	for (size_t k = 0; k < n_cores; k++)
-		qp_cpulist_free(&cores[k]);
-	free(cores);
-	return rc;
-}
-
-static int check_cpus_exist(const struct qp_profile *p, const struct qp_host *h,
-			    const int *cpus, size_t n, const char *key, struct qp_err **err)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct qp_cpu *c = qp_host_cpu(h, cpus[i]);
-		if (!c || !c->online)
-			return qp_err_set(err, 0, "%s: %s: CPU %d is not an online CPU of this host",
-					  p->file, key, cpus[i]);
-	}
-	return 0;
-}
-
-static int place_cpus(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *plan,
-		      struct qp_err **err)
-{
-	plan->n_vcpus = (size_t)p->vcpus;
-	plan->vcpu_pins = qp_xcalloc(plan->n_vcpus, sizeof(int));
-	struct qp_cpulist cpus;
-	node_cpus(h, plan->numa_node, &cpus);
-	int rc = 0;
-	if (p->vcpu_pins) {
-		rc = check_cpus_exist(p, h, p->vcpu_pins, p->n_vcpu_pins, "vcpu_pins", err);
-		for (size_t i = 0; rc == 0 && i < p->n_vcpu_pins; i++) {
-			for (size_t j = 0; j < i; j++)
-				if (p->vcpu_pins[j] == p->vcpu_pins[i])
-					rc = qp_err_set(err, 0, "%s: vcpu_pins: CPU %d is given to vCPU "
-							"%zu and vCPU %zu; pinning is one to one",
-							p->file, p->vcpu_pins[i], j, i);
-			plan->vcpu_pins[i] = p->vcpu_pins[i];
-			if (rc == 0 && !qp_cpulist_has(&cpus, p->vcpu_pins[i]))
-				warn(plan, qp_xasprintf("vcpu_pins: CPU %d is not on the VM's NUMA "
-							"node %d", p->vcpu_pins[i], plan->numa_node));
-		}
-	} else {
-		rc = auto_pins(p, h, plan, &cpus, err);
-	}
-	if (rc == 0 && p->has_emulator_cpus) {
-		rc = check_cpus_exist(p, h, p->emulator_cpus.cpu, p->emulator_cpus.n,
-				      "emulator_cpus", err);
-		qp_cpulist_copy(&plan->emulator_cpus, &p->emulator_cpus);
-	} else if (rc == 0) {
-		/* The node's CPUs that no vCPU has; all of them when none is left. */
-		for (size_t i = 0; i < cpus.n; i++) {
-			bool used = false;
-			for (size_t v = 0; v < plan->n_vcpus; v++)
-				used = used || plan->vcpu_pins[v] == cpus.cpu[i];
-			if (!used)
-				qp_cpulist_add(&plan->emulator_cpus, cpus.cpu[i]);
-		}
-		if (!plan->emulator_cpus.n) {
-			qp_cpulist_copy(&plan->emulator_cpus, &cpus);
-			warn(plan, qp_xstrdup("the vCPUs take every CPU of the node: QEMU's other "
-					      "threads share them (set \"emulator_cpus\" to choose)"));
-		}
-	}
-	qp_cpulist_free(&cpus);
-	return rc;
-}
-
-static int place_memory(const struct qp_profile *p, const struct qp_host *h,
-			struct qp_plan *plan, struct qp_err **err)
-{
-	plan->memlock_bytes = (p->memory_mib << 20) + ((uint64_t)plan->n_devs << 30);
-	if (plan->numa_node < 0)
-		return 0;
-	plan->memory_nodes = qp_xcalloc(1, sizeof(int));
-	plan->memory_nodes[0] = plan->numa_node;
-	plan->n_memory_nodes = 1;
-	const struct qp_numa_node *nd = qp_host_node(h, plan->numa_node);
-	if (p->hugepage_kb) {
-		uint64_t want_kb = p->memory_mib * 1024;
-		const struct qp_hugepages *hp = qp_node_hugepages(nd, p->hugepage_kb);
-		uint64_t free_pages = hp ? hp->free : 0;
-		uint64_t need = want_kb / p->hugepage_kb;
-		if (free_pages < need) {
-			const char *size = p->hugepage_kb == 2048 ? "2M" : "1G";
-			qp_err_set(err, 0, "%s: NUMA node %d has %llu free %s hugepages; %llu MiB "
-				   "needs %llu", p->file, nd->id, (unsigned long long)free_pages,
-				   size, (unsigned long long)p->memory_mib,
-				   (unsigned long long)need);
-			return qp_err_hint(err, "reserve them: echo %llu > /sys/devices/system/node/"
-					   "node%d/hugepages/hugepages-%llukB/nr_hugepages",
-					   (unsigned long long)need, nd->id,
-					   (unsigned long long)p->hugepage_kb);
-		}
-	} else {
-		char *note = qp_plan_memory_note(nd, p->memory_mib);
-		if (note)
-			warn(plan, note);
-	}
-	return 0;
-}
-
-char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib)
-{
-	if (nd->mem_free_kb >= memory_mib * 1024)
-		return NULL;
-	return qp_xasprintf("NUMA node %d has %llu MiB free; the VM asks for %llu MiB (the "
-			    "kernel may reclaim caches, or the VM may fail to start)", nd->id,
-			    (unsigned long long)(nd->mem_free_kb / 1024),
-			    (unsigned long long)memory_mib);
-}
-
 /* --- the whole plan ------------------------------------------------------------- */
+
+void qp_plan_warn(struct qp_plan *plan, char *msg)
+{
+	qp_strv_push(&plan->warnings, msg);
+}
+
+void qp_plan_note(struct qp_plan *plan, char *msg)
+{
+	qp_strv_push(&plan->notes, msg);
+}
 
 char *qp_plan_guest_addr(const struct qp_plan_dev *d)
 {
@@ -474,11 +305,19 @@ static void choose_accel(const struct qp_profile *p, const struct qp_host *h,
 int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *out,
 		 struct qp_err **err)
 {
+	return qp_plan_make_with(p, h, NULL, out, err);
+}
+
+int qp_plan_make_with(const struct qp_profile *p, const struct qp_host *h,
+		      const struct qp_ledger *l, struct qp_plan *out, struct qp_err **err)
+{
 	struct qp_plan plan = { .profile = p };
-	if (expand_devices(p, h, &plan, err) < 0 || check_groups(p, h, &plan, err) < 0 ||
-	    check_boot_vga(p, h, &plan, err) < 0 || choose_node(p, h, &plan, err) < 0 ||
-	    place_cpus(p, h, &plan, err) < 0 || place_memory(p, h, &plan, err) < 0 ||
-	    qp_plan_address(p, &plan, err) < 0) {
+	if (expand_devices(p, h, &plan, err) < 0 || check_free(p, l, &plan, err) < 0 ||
+	    (p->gpus.count && pick_gpus(p, h, l, &plan, err) < 0) ||
+	    check_groups(p, h, &plan, err) < 0 || check_boot_vga(p, h, &plan, err) < 0 ||
+	    qp_plan_choose_node(p, h, &plan, err) < 0 ||
+	    qp_plan_place_cpus(p, h, l, &plan, err) < 0 ||
+	    qp_plan_place_memory(p, h, l, &plan, err) < 0 || qp_plan_address(p, &plan, err) < 0) {
 		qp_plan_free(&plan);
 		return -1;
 	}
@@ -497,6 +336,24 @@ int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_
 	qp_plan_build_argv(&plan, h);
 	*out = plan;
 	return 0;
+}
+
+void qp_plan_lease(const struct qp_plan *plan, struct qp_lease *out)
+{
+	const struct qp_profile *p = plan->profile;
+	*out = (struct qp_lease){ .name = qp_xstrdup(p->name), .share_cpus = p->share_cpus,
+				  .node = plan->numa_node, .memory_mib = p->memory_mib };
+	out->devs = qp_xcalloc(plan->n_devs ? plan->n_devs : 1, sizeof(*out->devs));
+	for (size_t i = 0; i < plan->n_devs; i++)
+		out->devs[i] = plan->devs[i].host;
+	out->n_devs = plan->n_devs;
+	for (size_t v = 0; v < plan->n_vcpus; v++)
+		qp_cpulist_add(&out->vcpu_cpus, plan->vcpu_pins[v]);
+	qp_cpulist_copy(&out->emulator_cpus, &plan->emulator_cpus);
+	if (p->hugepage_kb) {
+		out->hugepage_kb = p->hugepage_kb;
+		out->hugepages = p->memory_mib * 1024 / p->hugepage_kb;
+	}
 }
 
 struct qp_pci_sel *qp_plan_needs(const struct qp_profile *p, size_t *n)
@@ -525,5 +382,6 @@ void qp_plan_free(struct qp_plan *plan)
 	free(plan->disk_slots);
 	qp_strv_free(plan->argv);
 	qp_strv_free(plan->warnings);
+	qp_strv_free(plan->notes);
 	memset(plan, 0, sizeof(*plan));
 }

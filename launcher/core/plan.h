@@ -10,6 +10,7 @@
 #include "base/cpulist.h"
 #include "base/err.h"
 #include "core/host.h"
+#include "core/ledger.h"
 #include "profiles/profile.h"
 
 /* File descriptors the launcher hands to QEMU, as the argv names them. */
@@ -32,6 +33,7 @@ struct qp_plan_dev {
 	const char *name;    /* borrowed from the host */
 	int rombar;          /* -1: QEMU's default */
 	const char *romfile; /* borrowed from the profile */
+	bool picked;         /* picked from the host's free GPUs for "gpus" */
 };
 
 struct qp_plan_tap {
@@ -62,17 +64,31 @@ struct qp_plan {
 	char **argv;             /* NULL-terminated; argv[0] is the QEMU binary */
 	size_t argc;
 	char **warnings;         /* NULL-terminated, may be NULL */
+	char **notes;            /* what the plan chose and why, NULL-terminated or NULL */
+	bool picked;             /* GPUs were picked: `up` picks again when it starts */
 };
 
 /* Makes the plan. On failure *out is empty and *err says what is wrong and how to fix
  * it. The plan borrows from the profile and the host: free it first. */
 int qp_plan_make(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *out,
 		 struct qp_err **err);
+
+/* The same beside the VMs that run (ledger, NULL: none): the GPUs of "gpus" picked from
+ * the free ones, vCPUs and emulator threads only on cores no VM holds, explicit pins
+ * that collide with a VM refused (unless both share their CPUs), memory and hugepages
+ * checked against what the others reserved and have not touched yet. */
+int qp_plan_make_with(const struct qp_profile *p, const struct qp_host *h,
+		      const struct qp_ledger *ledger, struct qp_plan *out, struct qp_err **err);
 void qp_plan_free(struct qp_plan *plan);
+
+/* The lease of the plan's VM: its functions, CPUs, node, memory and hugepages; the
+ * holders are left for the caller. Free it with qp_lease_free(). */
+void qp_plan_lease(const struct qp_plan *plan, struct qp_lease *out);
 
 /* What the planner reads of the host's PCI devices: the profile's passthrough entries,
  * as selectors for probe/hostload.h (with the members of their IOMMU groups). Caller
- * frees; *n may be 0. */
+ * frees; *n may be 0. A profile with "gpus" needs the host's display devices too
+ * (probe's QP_HOST_GPUS). */
 struct qp_pci_sel *qp_plan_needs(const struct qp_profile *p, size_t *n);
 
 /* VFIO hands out whole IOMMU groups: 0 when every member of the groups is in the VM

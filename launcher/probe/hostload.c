@@ -16,6 +16,7 @@
 #include "probe/hostload-int.h"
 #include "probe/pcilib.h"
 #include "probe/sysread.h"
+#include "vfio/holders.h"
 
 #define PCI_DEVICES "sys/bus/pci/devices"
 #define IOMMU_GROUPS "sys/kernel/iommu_groups"
@@ -228,8 +229,28 @@ static int load_all(const struct qp_root *r, struct qp_host *h, struct qp_err **
 	return rc;
 }
 
+/* Every display device (class 03xxxx), for a profile's "gpus": its class is read of
+ * each device, the rest only of those. */
+static int add_displays(const struct qp_root *r, char ***names, struct qp_err **err)
+{
+	char **all = NULL;
+	if (qp_root_list(r, PCI_DEVICES, false, &all, err) < 0)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; all[i] && rc == 0; i++) {
+		char dir[sizeof(PCI_DEVICES) + QP_PCI_ADDR_LEN + 1];
+		snprintf(dir, sizeof(dir), PCI_DEVICES "/%s", all[i]);
+		uint32_t cls;
+		rc = qp_sysread_hex(r, dir, "class", 24, &cls, err);
+		if (rc == 0 && (cls >> 16) == 0x03 && !qp_strv_contains(*names, all[i]))
+			qp_strv_push(names, qp_xstrdup(all[i]));
+	}
+	qp_strv_free(all);
+	return rc;
+}
+
 /* The devices the selectors name that exist: a slot's functions are tried, 0 to 7. */
-static int load_selected(const struct qp_root *r, struct qp_host *h,
+static int load_selected(const struct qp_root *r, struct qp_host *h, unsigned flags,
 			 const struct qp_pci_sel *sel, size_t n_sel, struct qp_err **err)
 {
 	qp_autoclose int dir = qp_root_openat(r, PCI_DEVICES, O_PATH | O_DIRECTORY);
@@ -253,6 +274,10 @@ static int load_selected(const struct qp_root *r, struct qp_host *h,
 			if (!sel[i].slot)
 				break;
 		}
+	}
+	if ((flags & QP_HOST_GPUS) && add_displays(r, &names, err) < 0) {
+		qp_strv_free(names);
+		return -1;
 	}
 	size_t n = 0;
 	while (names && names[n])
@@ -424,7 +449,7 @@ int qp_host_load_ex(const struct qp_root *root, unsigned flags, const struct qp_
 {
 	struct qp_host h = { .complete = !sel };
 	h.root = qp_xstrdup(root->path);
-	int rc = sel ? load_selected(root, &h, sel, n_sel, err) : load_all(root, &h, err);
+	int rc = sel ? load_selected(root, &h, flags, sel, n_sel, err) : load_all(root, &h, err);
 	if (rc == 0 && h.n_devs)
 		qsort(h.devs, h.n_devs, sizeof(*h.devs), cmp_dev);
 	if (rc < 0 || load_groups(root, &h, err) < 0 || qp_hostload_nodes(root, &h, err) < 0 ||
@@ -435,6 +460,12 @@ int qp_host_load_ex(const struct qp_root *root, unsigned flags, const struct qp_
 		return -1;
 	}
 	warn_numa(&h);
+	for (size_t i = 0; (flags & QP_HOST_GPUS) && i < h.n_devs; i++) {
+		char a[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&h.devs[i].addr, a);
+		if (qp_pci_is_display(&h.devs[i]))
+			h.devs[i].holders = qp_vfio_holders(root, a);
+	}
 	*host = h;
 	return 0;
 }

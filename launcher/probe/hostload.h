@@ -20,6 +20,9 @@ int qp_host_load(const struct qp_root *root, struct qp_host *host, struct qp_err
  * sel NULL, every device. With QP_HOST_NAMES the devices' names come from pci.ids, for
  * output that shows them; without, the name fields stay NULL (`up` shows none). */
 #define QP_HOST_NAMES 1u
+/* With QP_HOST_GPUS, every display device too (and its IOMMU group), and which host
+ * processes hold each open (core/host.h's holders): for a profile's "gpus". */
+#define QP_HOST_GPUS 2u
 int qp_host_load_ex(const struct qp_root *root, unsigned flags, const struct qp_pci_sel *sel,
 		    size_t n_sel, struct qp_host *host, struct qp_err **err);
 

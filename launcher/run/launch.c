@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/kernel.h"
 #include "base/util.h"
 #include "run/control.h"
 #include "run/sysfx.h"
@@ -232,6 +233,10 @@ int qp_up_qmp_ok(struct vm *vm, const char *cmd, json_object *args, struct qp_er
 
 static int read_allowed(struct vm *vm, pid_t tid, struct qp_cpulist *out, struct qp_err **err)
 {
+	if (qp_kernel_getaffinity) {
+		int e = qp_kernel_getaffinity(vm->qemu, tid, out);
+		return e ? qp_err_set(err, e, "cannot read where thread %d may run", (int)tid) : 0;
+	}
 	qp_autofree char *rel = qp_xasprintf("proc/%d/task/%d/status", (int)vm->qemu, (int)tid);
 	qp_autofree char *text = NULL;
 	if (qp_root_read(&vm->proc, rel, &text, NULL, err) < 0)

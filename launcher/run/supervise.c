@@ -94,6 +94,14 @@ static json_object *status_json(struct vm *vm)
 	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&plan->emulator_cpus));
 	json_object_object_add(o, "memory_nodes", qp_json_ints(plan->memory_nodes,
 							      plan->n_memory_nodes));
+	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)vm->p->memory_mib));
+	json_object *devs = json_object_new_array();
+	for (size_t i = 0; i < plan->n_devs; i++) {
+		char a[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&plan->devs[i].host, a);
+		json_object_array_add(devs, json_object_new_string(a));
+	}
+	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "qmp", json_object_new_string(vm->qmp_path));
 	return o;
 }

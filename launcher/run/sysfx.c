@@ -26,6 +26,12 @@ bool qp_fx_membind_prepare(int node, struct qp_fx_membind *mb)
 
 int qp_fx_membind_apply(const struct qp_fx_membind *mb, char *msg, size_t len)
 {
+	if (qp_kernel_membind && qp_kernel_membind(mb->node) != 0) {
+		snprintf(msg, len, "cannot bind memory to NUMA node %d", mb->node);
+		return -1;
+	}
+	if (qp_kernel_membind)
+		return 0;
 	numa_set_membind(mb->want);
 	/* libnuma reports failures through numa_error() and errno; read the policy back,
 	 * as numa_get_membind() does, into the mask made ready. */
@@ -97,6 +103,11 @@ int qp_fx_drop_privileges(uid_t uid, gid_t gid, char *msg, size_t len)
 
 int qp_fx_pin(pid_t tid, const struct qp_cpulist *cpus, struct qp_err **err)
 {
+	if (qp_kernel_setaffinity) {
+		int e = qp_kernel_setaffinity(tid, cpus);
+		qp_autofree char *l = e ? qp_cpulist_fmt(cpus) : NULL;
+		return e ? qp_err_set(err, e, "cannot pin thread %d to CPUs %s", (int)tid, l) : 0;
+	}
 	cpu_set_t *set = CPU_ALLOC(QP_MAX_CPU + 1);
 	size_t size = CPU_ALLOC_SIZE(QP_MAX_CPU + 1);
 	CPU_ZERO_S(size, set);

@@ -37,6 +37,7 @@ struct vm {
 	time_t started;
 	struct qp_root proc;        /* the real /proc: QEMU runs here, whatever the sysroot */
 	struct qp_vm_devices devs;
+	struct qp_lease *lease;     /* in the ledger; NULL: none */
 };
 
 /* How a run of QEMU ended. */

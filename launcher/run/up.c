@@ -30,6 +30,7 @@
 #include "base/rundir.h"
 #include "base/util.h"
 #include "run/control.h"
+#include "run/ledger.h"
 #include "run/sysfx.h"
 #include "run/up-int.h"
 
@@ -48,11 +49,27 @@ static json_object *state_json(const struct vm *vm)
 	return o;
 }
 
+/* The lease says what runs now; a lease that cannot be written is said, not fatal:
+ * the one written under the host lock already holds everything. */
+static void update_lease(struct vm *vm, bool running)
+{
+	if (!vm->lease)
+		return;
+	vm->lease->qemu = (struct qp_holder){ vm->qemu, qp_proc_start(vm->qemu) };
+	vm->lease->running = running;
+	struct qp_err *err = NULL;
+	if (qp_ledger_write(vm->lease, &err) < 0) {
+		qp_say(vm->p->name, "%s", err->msg);
+		qp_err_free(err);
+	}
+}
+
 /* Starts QEMU paused, places it, lets it run. On failure QEMU is gone. */
 static int start(struct vm *vm, struct qp_err **err)
 {
 	if (qp_up_spawn(vm, err) < 0)
 		return -1;
+	update_lease(vm, false);
 	if (qp_up_connect_qmp(vm, err) < 0 || qp_up_place(vm, err) < 0 ||
 	    qp_up_qmp_ok(vm, "cont", NULL, err) < 0) {
 		kill(vm->qemu, SIGKILL);
@@ -78,6 +95,7 @@ static int start(struct vm *vm, struct qp_err **err)
 	fprintf(stderr, "qpass: %s runs: qemu pid %d, QEMU %s; vCPU->CPU %s; emulator CPUs %s; "
 		"%s; QMP %s\n", vm->p->name, (int)vm->qemu, qp_qmp_version(vm->qmp), pins, emu,
 		node, vm->qmp_path);
+	update_lease(vm, true);
 	return 0;
 }
 
@@ -140,10 +158,12 @@ static int take(struct vm *vm, struct qp_err **err)
 	return vm->ctl_fd < 0 ? -1 : 0;
 }
 
-int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_err **err)
+int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_lease *lease,
+	  struct qp_err **err)
 {
 	struct vm vm = { .plan = plan, .p = plan->profile, .root = root, .dir = { .lock_fd = -1 },
-			 .sig_fd = -1, .out_fd = -1, .ctl_fd = -1, .proc = { .fd = -1 } };
+			 .sig_fd = -1, .out_fd = -1, .ctl_fd = -1, .proc = { .fd = -1 },
+			 .lease = lease };
 	if (vm.p->run_as) {
 		struct passwd *pw = getpwnam(vm.p->run_as);
 		if (!pw)

@@ -4,11 +4,15 @@
 
 #include "base/err.h"
 #include "base/root.h"
+#include "core/ledger.h"
 #include "core/plan.h"
 
 /* Runs the plan's VM until it ends. Returns the exit status for qpass (QP_EXIT_OK when
  * QEMU stopped as asked, QP_EXIT_QEMU when it ended on its own), or -1 with *err when
- * the VM could not be started; nothing is left running then. */
-int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_err **err);
+ * the VM could not be started; nothing is left running then. lease (NULL: none) is the
+ * VM's in the ledger (run/ledger.h), written by the caller: its QEMU is added to it at
+ * every start, and `running` once the guest runs. */
+int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_lease *lease,
+	  struct qp_err **err);
 
 #endif

@@ -14,16 +14,20 @@
  * Faults, for the crash tests: QPASS_FAKE_FAULT=N:WHAT acts on the Nth sysfs write of
  * the process: WHAT is an errno name (EBUSY, ENODEV, EIO, EINVAL) to fail it, hang to
  * block it, kill to kill qpass before it, killafter to kill qpass after it took effect.
- * QPASS_FAKE_MEMLOCK=EPERM: RLIMIT_MEMLOCK cannot be raised. */
+ * QPASS_FAKE_MEMLOCK=EPERM: RLIMIT_MEMLOCK cannot be raised. And CPU affinity on the
+ * fixture's CPUs (which this machine need not have) is kept per thread and read back;
+ * memory binds to any node the fixture has. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/cpulist.h"
 #include "base/kernel.h"
 #include "base/root.h"
 #include "base/util.h"
@@ -317,8 +321,91 @@ static int fake_memlock(uint64_t bytes)
 	return m && !strcmp(m, "EPERM") ? EPERM : 0;
 }
 
+/* CPU affinity: the fixture's CPUs are not this machine's, so the fake keeps what each
+ * thread was pinned to, as the kernel would, and gives it back. As the kernel, it
+ * refuses a set with no online CPU of the host (EINVAL). */
+static struct qp_cpulist online;
+static struct {
+	int tid;
+	struct qp_cpulist cpus;
+} pinned[256];
+static size_t n_pinned;
+
+static int fake_setaffinity(int tid, const struct qp_cpulist *cpus)
+{
+	bool any = false;
+	for (size_t i = 0; i < cpus->n; i++)
+		any = any || qp_cpulist_has(&online, cpus->cpu[i]);
+	if (!any)
+		return EINVAL;
+	size_t i = 0;
+	while (i < n_pinned && pinned[i].tid != tid)
+		i++;
+	if (i == n_pinned) {
+		if (n_pinned == QP_ARRAY_SIZE(pinned))
+			return ENOMEM;
+		pinned[n_pinned++].tid = tid;
+	}
+	qp_cpulist_free(&pinned[i].cpus);
+	for (size_t c = 0; c < cpus->n; c++)
+		if (qp_cpulist_has(&online, cpus->cpu[c]))
+			qp_cpulist_add(&pinned[i].cpus, cpus->cpu[c]);
+	return 0;
+}
+
+static int fake_getaffinity(int pid, int tid, struct qp_cpulist *out)
+{
+	(void)pid;
+	for (size_t i = 0; i < n_pinned; i++) {
+		if (pinned[i].tid == tid) {
+			qp_cpulist_copy(out, &pinned[i].cpus);
+			return 0;
+		}
+	}
+	/* Never pinned: every CPU of the host. */
+	qp_cpulist_copy(out, &online);
+	return 0;
+}
+
+/* Memory: a fixture's nodes are not this machine's either; binding to one that the
+ * fixture has succeeds, as it would there. */
+static const char *fixture_root;
+
+static int fake_membind(int node)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/sys/devices/system/node/node%d", fixture_root, node);
+	return access(path, F_OK) == 0 ? 0 : EINVAL;
+}
+
+/* The host's online CPUs, from the fixture named by --sysroot or QPASS_SYSROOT. */
+static void read_online(int argc, char **argv)
+{
+	const char *root = getenv("QPASS_SYSROOT");
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--sysroot"))
+			root = argv[i + 1];
+	if (!root)
+		return;
+	fixture_root = root;
+	qp_autofree char *path = qp_xasprintf("%s/sys/devices/system/cpu/online", root);
+	char buf[4096] = "";
+	qp_autofclose FILE *f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f)) {
+		struct qp_err *err = NULL;
+		if (qp_cpulist_parse(buf, &online, &err) < 0)
+			qp_err_free(err);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	read_online(argc, argv);
+	if (online.n) {
+		qp_kernel_setaffinity = fake_setaffinity;
+		qp_kernel_getaffinity = fake_getaffinity;
+		qp_kernel_membind = fake_membind;
+	}
 	qp_kernel_memlock = fake_memlock;
 	qp_kernel_vfio_check = fake_vfio_check;
 	qp_kernel_write = fake_write;

@@ -155,7 +155,7 @@ static void smt_threads_2_takes_sibling_pairs(void **state)
 	}
 	/* Nothing is left on the node: the emulator shares it, with a warning. */
 	assert_int_equal(w.plan.emulator_cpus.n, 28);
-	assert_true(has_warning(&w.plan, "every CPU of the node"));
+	assert_true(has_warning(&w.plan, "every free CPU of NUMA node 0"));
 	done(&w);
 	/* Zen numbers siblings next to each other. */
 	plan_ok(&w, "desktop-chipset", "\"cpu\": {\"threads\": 2, \"cores\": 2}", 4);

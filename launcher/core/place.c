@@ -1,0 +1,356 @@
+/* The placement of a plan: its NUMA node, the CPUs of its vCPUs and of QEMU's other
+ * threads, its memory; beside the VMs that run (core/ledger.h). Pure. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "core/plan-int.h"
+#include "core/pool.h"
+
+static const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LEN])
+{
+	qp_pci_addr_fmt(a, buf);
+	return buf;
+}
+
+static void warn(struct qp_plan *plan, char *msg)
+{
+	qp_plan_warn(plan, msg);
+}
+
+static void note(struct qp_plan *plan, char *msg)
+{
+	qp_plan_note(plan, msg);
+}
+
+/* --- NUMA: node, CPUs, memory --------------------------------------------------- */
+
+int qp_plan_choose_node(const struct qp_profile *p, const struct qp_host *h,
+		       struct qp_plan *plan, struct qp_err **err)
+{
+	plan->numa_node = -1;
+	if (!h->n_nodes) {
+		if (p->numa >= 0)
+			return qp_err_set(err, 0, "%s: numa: node %d was asked for, but this host "
+					  "has no NUMA nodes", p->file, p->numa);
+		return 0;
+	}
+	if (p->numa >= 0) {
+		if (!qp_host_node(h, p->numa)) {
+			struct qp_buf b = { 0 };
+			for (size_t i = 0; i < h->n_nodes; i++)
+				qp_buf_addf(&b, "%s%d", i ? ", " : "", h->nodes[i].id);
+			qp_autofree char *nodes = qp_buf_steal(&b);
+			return qp_err_set(err, 0, "%s: numa: this host has no node %d (its nodes: %s)",
+					  p->file, p->numa, nodes);
+		}
+		plan->numa_node = p->numa;
+		for (size_t i = 0; i < plan->n_devs; i++) {
+			int n = plan->devs[i].numa_node;
+			char a[QP_PCI_ADDR_LEN];
+			if (n >= 0 && n != p->numa)
+				warn(plan, qp_xasprintf("%s is on NUMA node %d, the VM on node %d: its "
+							"DMA crosses nodes", pci_name(&plan->devs[i].host, a),
+							n, p->numa));
+		}
+		return 0;
+	}
+	/* auto: the node of the passthrough devices. */
+	int node = -1;
+	bool unknown = false;
+	for (size_t i = 0; i < plan->n_devs; i++) {
+		int n = plan->devs[i].numa_node;
+		if (n < 0) {
+			unknown = true;
+			continue;
+		}
+		if (node >= 0 && n != node) {
+			struct qp_buf b = { 0 };
+			for (size_t j = 0; j < plan->n_devs; j++) {
+				char a[QP_PCI_ADDR_LEN];
+				qp_buf_addf(&b, "\n  %s  node %d", pci_name(&plan->devs[j].host, a),
+					    plan->devs[j].numa_node);
+			}
+			qp_autofree char *list = qp_buf_steal(&b);
+			qp_err_set(err, 0, "%s: the passthrough devices are on NUMA nodes %d and %d, "
+				   "so no node is local to all of them:%s", p->file, node, n, list);
+			return qp_err_hint(err, "pass devices of one node per VM (as the seed does), "
+					   "or choose the node with \"numa\": %d or \"numa\": %d",
+					   node, n);
+		}
+		node = n;
+	}
+	if (node < 0) {
+		node = h->nodes[0].id;
+		if (unknown)
+			warn(plan, qp_xasprintf("the firmware gives no NUMA node for the passthrough "
+						"devices; the VM goes on node %d%s", node,
+						h->n_nodes == 1 ? ", the host's only node" : ""));
+	}
+	plan->numa_node = node;
+	return 0;
+}
+
+/* The CPUs the VM may use: the node's online CPUs, or every online CPU without NUMA. */
+static void node_cpus(const struct qp_host *h, int node, struct qp_cpulist *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < h->n_cpus; i++)
+		if (h->cpus[i].online && (node < 0 || h->cpus[i].node == node))
+			qp_cpulist_add(out, h->cpus[i].id);
+}
+
+static char *where(int node)
+{
+	return node < 0 ? qp_xstrdup("this host") : qp_xasprintf("NUMA node %d", node);
+}
+
+static int auto_pins(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *plan,
+		     const struct qp_cpulist *cpus, bool others, struct qp_err **err)
+{
+	/* Cores in the order of their first thread; a core's threads within the set. */
+	struct qp_cpulist *cores = qp_xcalloc(cpus->n ? cpus->n : 1, sizeof(*cores));
+	size_t n_cores = 0, max_threads = 0;
+	for (size_t i = 0; i < cpus->n; i++) {
+		const struct qp_cpu *c = qp_host_cpu(h, cpus->cpu[i]);
+		bool seen = false;
+		for (size_t k = 0; k < n_cores && !seen; k++)
+			seen = qp_cpulist_has(&cores[k], c->id);
+		if (seen)
+			continue;
+		for (size_t s = 0; s < c->siblings.n; s++)
+			if (qp_cpulist_has(cpus, c->siblings.cpu[s]))
+				qp_cpulist_add(&cores[n_cores], c->siblings.cpu[s]);
+		if (cores[n_cores].n > max_threads)
+			max_threads = cores[n_cores].n;
+		n_cores++;
+	}
+	size_t t = (size_t)p->threads, need = (size_t)p->vcpus / t, usable = 0;
+	for (size_t k = 0; k < n_cores; k++)
+		usable += cores[k].n >= t;
+	int rc = 0;
+	if (usable < need) {
+		qp_autofree char *w = where(plan->numa_node);
+		qp_autofree char *list = qp_cpulist_fmt(cpus);
+		rc = qp_err_set(err, 0, "%s: %d vCPUs at %zu thread%s per core need %zu cores, "
+				"but %s has %zu %score%s with %zu thread%s each at most (CPUs %s)%s",
+				p->file, p->vcpus, t, t == 1 ? "" : "s", need, w, n_cores,
+				others ? "free " : "", n_cores == 1 ? "" : "s", max_threads,
+				max_threads == 1 ? "" : "s", list,
+				others ? "; the VMs that run hold the others (`qpass status`)" : "");
+		qp_err_hint(err, "lower \"vcpus\"%s, or give \"vcpu_pins\" (one host CPU per "
+			    "vCPU)", t == 1 && max_threads > 1 ?
+			    ", set \"cpu\": {\"threads\": 2} to use both threads of each core" : "");
+	} else {
+		size_t v = 0;
+		for (size_t k = 0; k < n_cores && v < (size_t)p->vcpus; k++) {
+			if (cores[k].n < t)
+				continue;
+			for (size_t j = 0; j < t; j++)
+				plan->vcpu_pins[v++] = cores[k].cpu[j];
+		}
+	}
+	for (size_t k = 0; k < n_cores; k++)
+		qp_cpulist_free(&cores[k]);
+	free(cores);
+	return rc;
+}
+
+static int check_cpus_exist(const struct qp_profile *p, const struct qp_host *h,
+			    const int *cpus, size_t n, const char *key, struct qp_err **err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct qp_cpu *c = qp_host_cpu(h, cpus[i]);
+		if (!c || !c->online)
+			return qp_err_set(err, 0, "%s: %s: CPU %d is not an online CPU of this host",
+					  p->file, key, cpus[i]);
+	}
+	return 0;
+}
+
+/* Explicit CPUs on a core that another VM holds: refused, unless both share. */
+static int check_cpus_free(const struct qp_profile *p, const struct qp_host *h,
+			   const struct qp_ledger *l, const int *cpus, size_t n, const char *key,
+			   struct qp_err **err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct qp_lease *e = qp_pool_core_holder(h, l, cpus[i]);
+		if (!e || (p->share_cpus && e->share_cpus))
+			continue;
+		qp_autofree char *v = qp_cpulist_fmt(&e->vcpu_cpus);
+		qp_autofree char *m = qp_cpulist_fmt(&e->emulator_cpus);
+		qp_err_set(err, 0, "%s: %s: CPU %d is on a core of the VM %s (its vCPUs on CPUs %s, "
+			   "its emulator on %s): a core's threads never go to two VMs", p->file, key,
+			   cpus[i], e->name, v, m);
+		return qp_err_hint(err, "choose CPUs no VM has (`qpass status` shows them), leave "
+				   "%s out, or set \"share_cpus\": true in both profiles", key);
+	}
+	return 0;
+}
+
+/* cpus, without the threads of cores another VM holds. */
+static void drop_held(const struct qp_host *h, const struct qp_ledger *l,
+		      struct qp_cpulist *cpus)
+{
+	struct qp_cpulist keep = { 0 };
+	for (size_t i = 0; i < cpus->n; i++)
+		if (!qp_pool_core_holder(h, l, cpus->cpu[i]))
+			qp_cpulist_add(&keep, cpus->cpu[i]);
+	qp_cpulist_free(cpus);
+	*cpus = keep;
+}
+
+static bool is_pin(const struct qp_plan *plan, int cpu)
+{
+	for (size_t v = 0; v < plan->n_vcpus; v++)
+		if (plan->vcpu_pins[v] == cpu)
+			return true;
+	return false;
+}
+
+/* QEMU's other threads: one free core of the node (all its threads in free); else the
+ * threads of the vCPUs' own cores that no vCPU has; else the vCPUs' CPUs themselves. */
+static void auto_emulator(const struct qp_host *h, struct qp_plan *plan,
+			  const struct qp_cpulist *free)
+{
+	for (size_t i = 0; i < free->n && !plan->emulator_cpus.n; i++) {
+		const struct qp_cpu *c = qp_host_cpu(h, free->cpu[i]);
+		bool whole = true;
+		for (size_t s = 0; s < c->siblings.n && whole; s++)
+			whole = !is_pin(plan, c->siblings.cpu[s]);
+		for (size_t s = 0; whole && s < c->siblings.n; s++)
+			if (qp_cpulist_has(free, c->siblings.cpu[s]))
+				qp_cpulist_add(&plan->emulator_cpus, c->siblings.cpu[s]);
+	}
+	if (plan->emulator_cpus.n)
+		return;
+	for (size_t v = 0; v < plan->n_vcpus; v++) {
+		const struct qp_cpu *c = qp_host_cpu(h, plan->vcpu_pins[v]);
+		for (size_t s = 0; c && s < c->siblings.n; s++) {
+			const struct qp_cpu *t = qp_host_cpu(h, c->siblings.cpu[s]);
+			if (t && t->online && !is_pin(plan, t->id))
+				qp_cpulist_add(&plan->emulator_cpus, t->id);
+		}
+	}
+	qp_autofree char *w = where(plan->numa_node);
+	if (plan->emulator_cpus.n) {
+		qp_autofree char *e = qp_cpulist_fmt(&plan->emulator_cpus);
+		note(plan, qp_xasprintf("no free core is left on %s for QEMU's other threads: they "
+					"run on the vCPUs' sibling threads, CPUs %s", w, e));
+		return;
+	}
+	for (size_t v = 0; v < plan->n_vcpus; v++)
+		qp_cpulist_add(&plan->emulator_cpus, plan->vcpu_pins[v]);
+	warn(plan, qp_xasprintf("the vCPUs take every free CPU of %s: QEMU's other threads share "
+				"them (set \"emulator_cpus\" to choose)", w));
+}
+
+static int explicit_pins(const struct qp_profile *p, const struct qp_host *h,
+			 const struct qp_ledger *l, struct qp_plan *plan,
+			 const struct qp_cpulist *cpus, struct qp_err **err)
+{
+	int rc = check_cpus_exist(p, h, p->vcpu_pins, p->n_vcpu_pins, "vcpu_pins", err);
+	if (rc == 0)
+		rc = check_cpus_free(p, h, l, p->vcpu_pins, p->n_vcpu_pins, "vcpu_pins", err);
+	for (size_t i = 0; rc == 0 && i < p->n_vcpu_pins; i++) {
+		for (size_t j = 0; j < i; j++)
+			if (p->vcpu_pins[j] == p->vcpu_pins[i])
+				rc = qp_err_set(err, 0, "%s: vcpu_pins: CPU %d is given to vCPU %zu and "
+						"vCPU %zu; pinning is one to one", p->file,
+						p->vcpu_pins[i], j, i);
+		plan->vcpu_pins[i] = p->vcpu_pins[i];
+		if (rc == 0 && !qp_cpulist_has(cpus, p->vcpu_pins[i]))
+			warn(plan, qp_xasprintf("vcpu_pins: CPU %d is not on the VM's NUMA node %d",
+						p->vcpu_pins[i], plan->numa_node));
+	}
+	return rc;
+}
+
+int qp_plan_place_cpus(const struct qp_profile *p, const struct qp_host *h,
+		      const struct qp_ledger *l, struct qp_plan *plan, struct qp_err **err)
+{
+	plan->n_vcpus = (size_t)p->vcpus;
+	plan->vcpu_pins = qp_xcalloc(plan->n_vcpus, sizeof(int));
+	struct qp_cpulist cpus;
+	node_cpus(h, plan->numa_node, &cpus);
+	struct qp_cpulist free = { 0 };
+	qp_cpulist_copy(&free, &cpus);
+	drop_held(h, l, &free);
+	int rc;
+	if (p->vcpu_pins)
+		rc = explicit_pins(p, h, l, plan, &cpus, err);
+	else
+		rc = auto_pins(p, h, plan, &free, l && l->n && free.n < cpus.n, err);
+	if (rc == 0 && p->has_emulator_cpus) {
+		rc = check_cpus_exist(p, h, p->emulator_cpus.cpu, p->emulator_cpus.n,
+				      "emulator_cpus", err);
+		if (rc == 0)
+			rc = check_cpus_free(p, h, l, p->emulator_cpus.cpu, p->emulator_cpus.n,
+					     "emulator_cpus", err);
+		qp_cpulist_copy(&plan->emulator_cpus, &p->emulator_cpus);
+	} else if (rc == 0) {
+		auto_emulator(h, plan, &free);
+	}
+	qp_cpulist_free(&cpus);
+	qp_cpulist_free(&free);
+	return rc;
+}
+
+int qp_plan_place_memory(const struct qp_profile *p, const struct qp_host *h,
+			const struct qp_ledger *l, struct qp_plan *plan, struct qp_err **err)
+{
+	plan->memlock_bytes = (p->memory_mib << 20) + ((uint64_t)plan->n_devs << 30);
+	if (plan->numa_node < 0)
+		return 0;
+	plan->memory_nodes = qp_xcalloc(1, sizeof(int));
+	plan->memory_nodes[0] = plan->numa_node;
+	plan->n_memory_nodes = 1;
+	const struct qp_numa_node *nd = qp_host_node(h, plan->numa_node);
+	if (p->hugepage_kb) {
+		uint64_t want_kb = p->memory_mib * 1024;
+		const struct qp_hugepages *hp = qp_node_hugepages(nd, p->hugepage_kb);
+		uint64_t free_pages = hp ? hp->free : 0;
+		uint64_t need = want_kb / p->hugepage_kb;
+		uint64_t others = qp_ledger_untouched_hugepages(l, nd->id, p->hugepage_kb);
+		free_pages = free_pages > others ? free_pages - others : 0;
+		if (free_pages < need) {
+			const char *size = p->hugepage_kb == 2048 ? "2M" : "1G";
+			char starting[96] = "";
+			if (others)
+				snprintf(starting, sizeof(starting), " (%llu more are the starting VMs')",
+					 (unsigned long long)others);
+			qp_err_set(err, 0, "%s: NUMA node %d has %llu free %s hugepages%s; %llu MiB "
+				   "needs %llu", p->file, nd->id, (unsigned long long)free_pages,
+				   size, starting, (unsigned long long)p->memory_mib,
+				   (unsigned long long)need);
+			return qp_err_hint(err, "reserve them: echo %llu > /sys/devices/system/node/"
+					   "node%d/hugepages/hugepages-%llukB/nr_hugepages",
+					   (unsigned long long)need, nd->id,
+					   (unsigned long long)p->hugepage_kb);
+		}
+	} else {
+		struct qp_numa_node left = *nd;
+		uint64_t others = qp_ledger_untouched_mib(l, nd->id) * 1024;
+		left.mem_free_kb = nd->mem_free_kb > others ? nd->mem_free_kb - others : 0;
+		char *msg = qp_plan_memory_note(&left, p->memory_mib);
+		if (msg && others)
+			note(plan, qp_xasprintf("the VMs that run have reserved %llu MiB of NUMA node "
+						"%d that they have not touched yet",
+						(unsigned long long)(others / 1024), nd->id));
+		if (msg)
+			warn(plan, msg);
+	}
+	return 0;
+}
+
+char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib)
+{
+	if (nd->mem_free_kb >= memory_mib * 1024)
+		return NULL;
+	return qp_xasprintf("NUMA node %d has %llu MiB free; the VM asks for %llu MiB (the "
+			    "kernel may reclaim caches, or the VM may fail to start)", nd->id,
+			    (unsigned long long)(nd->mem_free_kb / 1024),
+			    (unsigned long long)memory_mib);
+}
+

@@ -1,0 +1,28 @@
+/* The planner's own steps, shared by its files (plan.c: the devices and the whole
+ * plan; place.c: node, CPUs, memory); for launcher/core/ only. */
+#ifndef QP_PLAN_INT_H
+#define QP_PLAN_INT_H
+
+#include "base/err.h"
+#include "core/host.h"
+#include "core/ledger.h"
+#include "core/plan.h"
+#include "profiles/profile.h"
+
+/* A warning or a note for the plan (taken). */
+void qp_plan_warn(struct qp_plan *plan, char *msg);
+void qp_plan_note(struct qp_plan *plan, char *msg);
+
+/* The node: the profile's, else the passthrough devices', else the first. */
+int qp_plan_choose_node(const struct qp_profile *p, const struct qp_host *h,
+			struct qp_plan *plan, struct qp_err **err);
+
+/* vCPU pins and emulator CPUs, on cores no VM of the ledger holds. */
+int qp_plan_place_cpus(const struct qp_profile *p, const struct qp_host *h,
+		       const struct qp_ledger *l, struct qp_plan *plan, struct qp_err **err);
+
+/* The memory node, and whether its free memory or hugepages suffice. */
+int qp_plan_place_memory(const struct qp_profile *p, const struct qp_host *h,
+			 const struct qp_ledger *l, struct qp_plan *plan, struct qp_err **err);
+
+#endif
