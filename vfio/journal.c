@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/files.h"
 #include "base/rundir.h"
 #include "base/util.h"
 
@@ -90,15 +91,8 @@ int qp_journal_save(const struct qp_journal *j, struct qp_err **err)
 		qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(
 								    root, JSON_C_TO_STRING_PRETTY));
 		json_object_put(root);
-		qp_autofree char *tmp = qp_xasprintf("%s.tmp", j->path);
-		qp_autoclose int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return qp_err_set(err, errno, "cannot write %s", tmp);
-		size_t len = strlen(text);
-		if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
-			return qp_err_set(err, errno, "cannot write %s", tmp);
-		if (rename(tmp, j->path) < 0)
-			return qp_err_set(err, errno, "cannot rename %s", tmp);
+		/* fsync'd, then its directory: it must outlive a power cut. */
+		return qp_write_atomic(j->path, text, strlen(text), 0600, true, err);
 	}
 	qp_autoclose int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0)

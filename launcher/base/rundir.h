@@ -8,7 +8,7 @@
  *       control.sock             the supervisor's control socket (run/control.c)
  *       state.json               pids and placement, once QEMU runs
  *   RUNDIR/journal/OWNER.json    what each bound function had (vfio/journal.c)
- *   RUNDIR/devices/ADDR.lock     who holds a PCI function (run/devices.c)
+ *   RUNDIR/devices/ADDR.lock     who holds a PCI function: "NAME PID START" (run/devices.c)
  *   RUNDIR/leases/NAME.json      what a VM holds: devices, CPUs, memory (run/ledger.c)
  *   RUNDIR/leases/.lock          the host-wide lock for reading and writing them */
 #ifndef QP_RUNDIR_H

@@ -10,6 +10,7 @@
 #include "base/exit.h"
 #include "base/root.h"
 #include "core/host.h"
+#include "core/ledger.h"
 #include "profiles/profile.h"
 
 /* The global options. */
@@ -35,6 +36,10 @@ int qp_cli_finish(int rc);
  * reported and nothing stays open. */
 int qp_cli_open_host(const struct globals *g, unsigned flags, const struct qp_pci_sel *sel,
 		     size_t n_sel, struct qp_root *root, struct qp_host *h);
+
+/* The VMs that run, for a plan or a check that only predicts: read without the lock,
+ * the dead left out; when they cannot be read, none (with a warning). */
+void qp_cli_read_ledger(struct qp_ledger *l);
 
 /* Says the host's warnings (what was read, on stderr). */
 void qp_cli_host_warnings(const struct qp_host *h);

@@ -16,6 +16,7 @@
 #include "cli/cli-int.h"
 #include "core/pool.h"
 #include "probe/hostload.h"
+#include "run/ledger.h"
 #include "qp-config.h"
 
 static const char usage_text[] =
@@ -106,6 +107,15 @@ unsigned qp_cli_host_flags(const struct qp_profile *p, unsigned flags)
 	if (p && qp_pool_needs_names(p))
 		flags |= QP_HOST_NAMES;
 	return flags;
+}
+
+void qp_cli_read_ledger(struct qp_ledger *l)
+{
+	qp_autoerr struct qp_err *err = NULL;
+	if (qp_ledger_load(NULL, false, l, &err) < 0) {
+		fprintf(stderr, "qpass: warning: %s; planned as if no VM ran\n", err->msg);
+		*l = (struct qp_ledger){ 0 };
+	}
 }
 
 /* The host with names, for the commands that read nothing else under the root. */

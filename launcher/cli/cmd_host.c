@@ -103,10 +103,14 @@ static int run_check(const struct globals *g, const char *profile, const char *d
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_check_target t = { 0 };
 	int rc = 0;
-	if (profile)
-		qp_check_target_profile(&p, &h, &t);
-	else if (device && qp_check_target_device(device, &h, &t, &err) < 0)
+	if (profile) {
+		struct qp_ledger ledger;
+		qp_cli_read_ledger(&ledger);
+		qp_check_target_profile(&p, &h, &ledger, &t);
+		qp_ledger_free(&ledger);
+	} else if (device && qp_check_target_device(device, &h, &t, &err) < 0) {
 		rc = -1;
+	}
 	if (rc < 0) {
 		qp_err_report(&err);
 		rc = QP_EXIT_FAIL;

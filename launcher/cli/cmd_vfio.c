@@ -39,7 +39,9 @@ static const char restore_usage[] =
 	"NAME, every journal whose VM is not running, except `bind`'s own (restore that\n"
 	"with `qpass unbind`, or `qpass restore manual`). A VM whose QEMU still runs\n"
 	"without its qpass is left alone (after up to 5 s for that QEMU to die), and the\n"
-	"pid to stop is said.\n";
+	"pid to stop is said. First, the lease of every VM whose qpass and QEMU are both\n"
+	"gone is reclaimed: its devices given back, and the CPUs and memory it held free\n"
+	"again (as the next `qpass up` would).\n";
 
 /* The functions ADDR... name on the host: "04:00" is every function of the device. */
 static int parse_selectors(char **args, int n, struct qp_pci_sel *sel, struct qp_err **err)

@@ -27,8 +27,10 @@ static const char plan_usage[] =
 	"the plan: each passed-through function with its IOMMU group, NUMA node, current\n"
 	"driver and guest slot; the vCPU -> host CPU pins and the emulator CPUs; the\n"
 	"memory node; and the exact QEMU command line, one option per line, quoted for\n"
-	"a shell. Reads only; changes nothing. When no valid plan exists it says why and\n"
-	"how to fix it, and exits 1.\n"
+	"a shell. The plan is made beside the VMs that run: their GPUs and cores are not\n"
+	"given to this one, and GPUs the profile asks for (\"gpus\") are picked from the\n"
+	"free ones, as `up` would pick them now. Reads only; changes nothing. When no\n"
+	"valid plan exists it says why and how to fix it, and exits 1.\n"
 	"\n"
 	"  --json   JSON for scripts (schema: docs/plan-json.md)\n"
 	"  --sysroot DIR  as the global option\n";
@@ -39,6 +41,10 @@ static const char up_usage[] =
 	"Starts the VM of PROFILE as `qpass plan` shows it: QEMU starts paused, every\n"
 	"vCPU thread is pinned to its host CPU and QEMU's other threads to the emulator\n"
 	"CPUs, the pins are read back from /proc, and only then does the guest run.\n"
+	"The GPUs, cores and memory are chosen under a host-wide lock beside the VMs\n"
+	"that run, and held in the VM's lease ($QPASS_RUNDIR/leases/NAME.json) until it\n"
+	"stops; a lease whose qpass and QEMU are both gone is reclaimed (its devices\n"
+	"given back) by the next `up`.\n"
 	"qpass stays in the foreground (fit for systemd and scripts), logs QEMU's output,\n"
 	"and applies the profile's lifecycle: on_poweroff, on_reboot, on_crash.\n"
 	"\n"
@@ -61,10 +67,11 @@ static const char down_usage[] =
 static const char status_usage[] =
 	"Usage: qpass status [NAME] [--json]\n"
 	"\n"
-	"Shows each running VM (or only NAME): its state as QEMU reports it (running,\n"
-	"paused...), the pids of qpass and QEMU, the uptime, the NUMA node, the vCPU ->\n"
-	"host CPU pins. --json: one object for NAME, else an array of them\n"
-	"(docs/status-json.md).\n";
+	"Shows every VM on the host (or only NAME): its state as QEMU reports it\n"
+	"(running, paused...; starting, or orphan when its qpass is gone and its QEMU\n"
+	"runs), the pids of qpass and QEMU, the uptime, the NUMA node, the vCPU -> host\n"
+	"CPU pins; then its emulator CPUs, memory and devices. --json: one object for\n"
+	"NAME, else an array of them (docs/status-json.md).\n";
 
 static const char qmp_usage[] =
 	"Usage: qpass qmp NAME COMMAND [JSON-ARGUMENTS]\n"
@@ -74,17 +81,6 @@ static const char qmp_usage[] =
 	"(exit 1).\n"
 	"Example: qpass qmp win10 query-status; qpass qmp win10 human-monitor-command\n"
 	"'{\"command-line\": \"info pci\"}'\n";
-
-/* The VMs that run, for a plan that only predicts: read without the lock, the dead
- * left out; when they cannot be read, the plan is made as if none ran, and says so. */
-static void read_ledger(const struct qp_root *root, struct qp_ledger *l)
-{
-	qp_autoerr struct qp_err *err = NULL;
-	if (qp_ledger_load(root, false, l, &err) < 0) {
-		fprintf(stderr, "qpass: warning: %s; planned as if no VM ran\n", err->msg);
-		*l = (struct qp_ledger){ 0 };
-	}
-}
 
 int qp_cmd_plan(struct globals *g, int argc, char **argv)
 {
@@ -102,7 +98,7 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 		return QP_EXIT_FAIL;
 	}
 	struct qp_ledger ledger;
-	read_ledger(&root, &ledger);
+	qp_cli_read_ledger(&ledger);
 	qp_root_close(&root);
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_plan plan;
@@ -291,10 +287,23 @@ static void print_status_row(json_object *st)
 			    json_object_get_int(json_object_array_get_idx(emu, i)));
 	qp_buf_addf(&more, "; memory %lld MiB",
 		    (long long)json_object_get_int64(json_object_object_get(st, "memory_mib")));
+	/* Functions of one device as one: "0000:04:00.0-3". */
 	json_object *devs = json_object_object_get(st, "devices");
-	for (size_t i = 0; i < json_object_array_length(devs); i++)
-		qp_buf_addf(&more, "%s%s", i ? " " : "; devices ",
-			    json_object_get_string(json_object_array_get_idx(devs, i)));
+	size_t n = json_object_array_length(devs);
+	for (size_t i = 0; i < n;) {
+		const char *a = json_object_get_string(json_object_array_get_idx(devs, i));
+		size_t len = strlen(a), j = i + 1;
+		while (j < n && len > 2) {
+			const char *b = json_object_get_string(json_object_array_get_idx(devs, j));
+			if (strncmp(a, b, len - 1) || b[len - 1] != a[len - 1] + (char)(j - i))
+				break;
+			j++;
+		}
+		qp_buf_addf(&more, "%s%s", i ? " " : "; devices ", a);
+		if (j - i > 1)
+			qp_buf_addf(&more, "-%c", a[len - 1] + (char)(j - i - 1));
+		i = j;
+	}
 	qp_autofree char *rest = qp_buf_steal(&more);
 	printf("  %s\n", rest);
 }

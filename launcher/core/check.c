@@ -59,14 +59,18 @@ static int fns_node(const struct qp_host *h, const struct qp_check_target *t)
 }
 
 int qp_check_target_profile(const struct qp_profile *p, const struct qp_host *h,
-			    struct qp_check_target *t)
+			    const struct qp_ledger *ledger, struct qp_check_target *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->what = p->file;
 	t->profile = p;
 	for (size_t i = 0; i < p->n_pt; i++)
 		add_selected(t, h, &p->pt[i].addr, p->pt[i].all_functions);
-	t->planned = qp_plan_make(p, h, &t->plan, &t->plan_err) == 0;
+	t->planned = qp_plan_make_with(p, h, ledger, &t->plan, &t->plan_err) == 0;
+	/* The GPUs "gpus" would get now are checked as if named. */
+	for (size_t i = 0; t->planned && i < t->plan.n_devs; i++)
+		if (t->plan.devs[i].picked)
+			add_selected(t, h, &t->plan.devs[i].host, false);
 	if (t->planned)
 		t->node = t->plan.numa_node;
 	else if (p->numa >= 0 && qp_host_node(h, p->numa))

@@ -93,10 +93,11 @@ struct qp_check_facts {
 	bool kernel_shows_resets;
 };
 
-/* The target of a profile (planned on h) or of a device selector ("04:00", "04:00.1").
+/* The target of a profile (planned on h beside the ledger's VMs, NULL: none; the GPUs
+ * its "gpus" would get now included) or of a device selector ("04:00", "04:00.1").
  * Fails only when the selector names no device. */
 int qp_check_target_profile(const struct qp_profile *p, const struct qp_host *h,
-			    struct qp_check_target *t);
+			    const struct qp_ledger *ledger, struct qp_check_target *t);
 int qp_check_target_device(const char *selector, const struct qp_host *h,
 			   struct qp_check_target *t, struct qp_err **err);
 void qp_check_target_free(struct qp_check_target *t);

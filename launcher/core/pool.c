@@ -226,12 +226,13 @@ static int fail(const struct qp_profile *p, const struct cand *c, size_t n, size
 		return qp_err_hint(err, "ask for %zu at most", total);
 	}
 	if (p->gpus.node >= 0)
-		qp_err_set(err, 0, "%s: gpus: node %d has %zu free GPUs%s, and %d are asked for; "
-			   "now:%s", p->file, p->gpus.node, free_on(c, n, p->gpus.node), w, count,
-			   list);
+		qp_err_set(err, 0, "%s: gpus: node %d has %zu free GPU%s%s, and %d %s asked for; "
+			   "now:%s", p->file, p->gpus.node, free_on(c, n, p->gpus.node),
+			   free_on(c, n, p->gpus.node) == 1 ? "" : "s", w, count,
+			   count == 1 ? "is" : "are", list);
 	else
-		qp_err_set(err, 0, "%s: gpus: no NUMA node has %d free GPUs%s; now:%s", p->file,
-			   count, w, list);
+		qp_err_set(err, 0, "%s: gpus: no NUMA node has %d free GPU%s%s; now:%s", p->file,
+			   count, count == 1 ? "" : "s", w, list);
 	return qp_err_hint(err, "stop a VM that has some (`qpass status` lists them), free "
 			   "the others, or ask for fewer");
 }

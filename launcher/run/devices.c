@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -9,6 +10,7 @@
 
 #include "base/rundir.h"
 #include "base/util.h"
+#include "run/ledger.h"
 #include "vfio/bind.h"
 #include "vfio/group.h"
 
@@ -27,14 +29,20 @@ static int lock_devices(struct qp_vm_devices *d, struct qp_err **err)
 		if (fd < 0)
 			return qp_err_set(err, errno, "cannot open %s", path);
 		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			char holder[80] = "";
+			char holder[128] = "";
 			ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
 			holder[n > 0 ? n : 0] = '\0';
+			holder[strcspn(holder, " \n")] = '\0';
 			close(fd);
 			return qp_err_set(err, 0, "%s is taken by the VM %s", a,
 					  *holder ? holder : "(unknown)");
 		}
-		if (ftruncate(fd, 0) < 0 || pwrite(fd, d->name, strlen(d->name), 0) < 0) {
+		/* Who holds it: the VM, and its qpass by pid and start time (as a lease). */
+		struct qp_holder self = qp_holder_self();
+		char who[128];
+		int len = snprintf(who, sizeof(who), "%s %d %llu\n", d->name, self.pid,
+				   (unsigned long long)self.start);
+		if (ftruncate(fd, 0) < 0 || pwrite(fd, who, (size_t)len, 0) != len) {
 			close(fd);
 			return qp_err_set(err, errno, "cannot write %s", path);
 		}

@@ -73,14 +73,12 @@ void qp_vmdir_release(struct qp_vmdir *d)
 void qp_vmdir_write_state(const struct qp_vmdir *d, json_object *state)
 {
 	qp_autofree char *path = qp_xasprintf("%s/%s", d->path, QP_VM_STATE);
-	qp_autofree char *tmp = qp_xasprintf("%s/%s.tmp", d->path, QP_VM_STATE);
-	FILE *f = fopen(tmp, "we");
-	if (f) {
-		fprintf(f, "%s\n", json_object_to_json_string_ext(state, JSON_C_TO_STRING_PRETTY));
-		if (fclose(f) == 0)
-			rename(tmp, path);
-	}
+	qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(
+						  state, JSON_C_TO_STRING_PRETTY));
 	json_object_put(state);
+	struct qp_err *err = NULL;
+	if (qp_write_atomic(path, text, strlen(text), 0644, false, &err) < 0)
+		qp_err_free(err);
 }
 
 bool qp_vm_running(const char *name)

@@ -406,6 +406,7 @@ def placement_step(name, qemu, plan, node):
     """vCPU threads on the node's CPUs, guest RAM on the node, read from /proc."""
     cpus = node_cpus(node)
     vcpus = 0
+    measured = set()
     for task in sorted(os.listdir("/proc/%d/task" % qemu), key=int):
         comm = read("/proc/%d/task/%s/comm" % (qemu, task), "")
         m = re.fullmatch(r"CPU (\d+)/KVM", comm)
@@ -416,6 +417,7 @@ def placement_step(name, qemu, plan, node):
         status = read("/proc/%d/task/%s/status" % (qemu, task))
         allowed = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M).group(1)
         want = [plan["vcpu_pins"][v]]
+        measured.update(expand(allowed))
         T.check(expand(allowed) == want and want[0] in cpus,
                 "vCPU %d thread (\"%s\", tid %s) runs on CPU %s (node %d)" % (
                     v, comm, task, allowed, node), "pinned to %s" % want)
@@ -442,6 +444,15 @@ def placement_step(name, qemu, plan, node):
     T.note("numa_maps of the guest RAM: %s" % line.strip())
     T.check(on * 100 >= total * 99, "guest RAM: %d of %d pages on node %d (%d%%)" % (
         on, total, node, on * 100 // total), "elsewhere: %s" % elsewhere)
+    return measured
+
+
+def lease_step(name, funcs):
+    """The VM's lease holds its functions and its CPUs, as the ledger shows them."""
+    lease = json.loads(read("/run/qpass/leases/%s.json" % name, "{}") or "{}")
+    T.check(lease.get("devices") == sorted(funcs) and lease.get("running") is True,
+            "%s's lease holds %s" % (name, " ".join(sorted(funcs))), "lease: %s" % lease)
+    return set(lease.get("vcpu_cpus", [])) | set(lease.get("emulator_cpus", []))
 
 
 def journal(name):
@@ -479,18 +490,25 @@ def clean_path():
             T.check(all(driver(a) == "vfio-pci" for a in funcs),
                     "%s: %s on vfio-pci" % (name, " ".join(funcs)))
         qpass("status")
+        vcpus, held = {}, {}
         for name, node in (("gpu1", 1), ("gpu0", 0)):
             T.note("%s in L2:" % name)
             l2_slot_step(name, plans[name])
-            placement_step(name, ups[name].qemu, plans[name], node)
+            vcpus[name] = placement_step(name, ups[name].qemu, plans[name], node)
+            held[name] = lease_step(name, GPU1_FUNCS if name == "gpu1" else GPU0_FUNCS)
             for u in ups.values():
                 u.show()
+        T.check(not vcpus["gpu1"] & vcpus["gpu0"] and not held["gpu1"] & held["gpu0"],
+                "the two VMs' vCPUs run on CPUs of their own (measured: gpu1 %s, gpu0 %s), and "
+                "their leases hold no CPU twice" % (sorted(vcpus["gpu1"]), sorted(vcpus["gpu0"])))
         for name in ("gpu1", "gpu0"):
             qpass("down", name, background=[ups[name]])
             rc = ups[name].wait_exit()
             T.check(rc == 0, "qpass up %s ended with status 0" % name, "status %d" % rc)
             T.check(not os.path.exists(journal(name)), "%s's journal is gone" % name)
         back_step(GPU1_FUNCS + GPU0_FUNCS, "after qpass down")
+        T.check(not [f for f in os.listdir("/run/qpass/leases") if f.endswith(".json")],
+                "no lease is left")
     finally:
         for u in ups.values():
             u.stop()

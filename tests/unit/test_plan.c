@@ -348,6 +348,162 @@ static void memory_and_hugepages(void **state)
 	done(&w);
 }
 
+/* --- beside the VMs that run (core/ledger.h, core/pool.h) ------------------------- */
+
+/* A lease of the seed's host: its functions (whole slots "04:00"...), vCPU CPUs and
+ * emulator CPUs ("0-3", "28-31"). */
+static void lease(struct qp_ledger *l, const char *name, const char *slots[], const char *vcpus,
+		  const char *emu, int node)
+{
+	l->leases = qp_xrealloc(l->leases, (l->n + 1) * sizeof(*l->leases));
+	struct qp_lease *e = &l->leases[l->n++];
+	*e = (struct qp_lease){ .name = qp_xstrdup(name), .node = node, .memory_mib = 1024,
+				.qpass = { 1, 1 } };
+	size_t n = 0;
+	while (slots && slots[n])
+		n++;
+	e->devs = qp_xcalloc(4 * n + 1, sizeof(*e->devs));
+	struct qp_err *err = NULL;
+	for (size_t i = 0; i < n; i++) {
+		bool has_func;
+		struct qp_pci_addr a;
+		if (qp_parse_pci_selector(slots[i], &a, &has_func, &err) < 0)
+			fail_msg("%s", err->msg);
+		for (a.func = 0; a.func < 4; a.func++)
+			e->devs[e->n_devs++] = a;
+	}
+	if (qp_cpulist_parse(vcpus, &e->vcpu_cpus, &err) < 0 ||
+	    qp_cpulist_parse(emu, &e->emulator_cpus, &err) < 0)
+		fail_msg("%s", err->msg);
+}
+
+static int plan_beside(struct world *w, const struct qp_ledger *l, const char *extra, int vcpus)
+{
+	memset(w, 0, sizeof(*w));
+	load_host("seed", &w->host);
+	load_profile(extra, vcpus, &w->profile);
+	return qp_plan_make_with(&w->profile, &w->host, l, &w->plan, &w->err);
+}
+
+static const char *host_of(const struct qp_plan *plan, size_t i, char buf[QP_PCI_ADDR_LEN])
+{
+	qp_pci_addr_fmt(&plan->devs[i].host, buf);
+	return buf;
+}
+
+static void pool_picks_the_node_with_more_free_cores(void **state)
+{
+	struct world w;
+	char a[QP_PCI_ADDR_LEN];
+	/* Alone: the nodes tie (14 free cores each); the lowest wins. */
+	assert_int_equal(plan_beside(&w, NULL, "\"gpus\": {\"count\": 2, \"model\": \"1e04\"}",
+				     2), 0);
+	assert_string_equal(host_of(&w.plan, 0, a), "0000:04:00.0");
+	assert_int_equal(w.plan.n_devs, 8);
+	assert_true(w.plan.picked && w.plan.devs[7].picked);
+	done(&w);
+	/* A VM holds six cores of node 0 and nothing else: node 1 has more free cores. */
+	struct qp_ledger l = { 0 };
+	lease(&l, "x", NULL, "0-5", "28-33", 0);
+	assert_int_equal(plan_beside(&w, &l, "\"gpus\": {\"count\": 2}", 2), 0);
+	assert_string_equal(host_of(&w.plan, 0, a), "0000:85:00.0");
+	assert_string_equal(host_of(&w.plan, 4, a), "0000:86:00.0");
+	assert_int_equal(w.plan.numa_node, 1);
+	done(&w);
+	qp_ledger_free(&l);
+}
+
+static void pool_skips_what_others_hold(void **state)
+{
+	struct world w;
+	char a[QP_PCI_ADDR_LEN];
+	struct qp_ledger l = { 0 };
+	lease(&l, "x", (const char *[]){ "04:00", NULL }, "0-3", "28-31", 0);
+	assert_int_equal(plan_beside(&w, &l, "\"gpus\": {\"count\": 1, \"node\": 0}", 4), 0);
+	assert_string_equal(host_of(&w.plan, 0, a), "0000:05:00.0");
+	/* The cores after x's; QEMU's other threads on the next free one. */
+	for (int v = 0; v < 4; v++)
+		assert_int_equal(w.plan.vcpu_pins[v], 4 + v);
+	qp_autofree char *emu = qp_cpulist_fmt(&w.plan.emulator_cpus);
+	assert_string_equal(emu, "8,36");
+	done(&w);
+	/* Named: refused, naming the holder. */
+	assert_int_equal(plan_beside(&w, &l, "\"passthrough\": [\"04:00\"]", 1), -1);
+	assert_non_null(strstr(w.err->msg, "0000:04:00.0 is taken by the VM x"));
+	done(&w);
+	/* Not enough left on node 0: every GPU listed with why. */
+	assert_int_equal(plan_beside(&w, &l, "\"gpus\": {\"count\": 4, \"node\": 0}", 1), -1);
+	assert_non_null(strstr(w.err->msg, "node 0 has 3 free GPUs, and 4 are asked for"));
+	assert_non_null(strstr(w.err->msg, "0000:04:00  node 0  TU102 [GeForce RTX 2080 Ti]: the "
+				"VM x has it"));
+	assert_non_null(strstr(w.err->msg, "0000:0b:00  node 0  ASPEED Graphics Family: the "
+				"host's boot VGA, on ast"));
+	done(&w);
+	qp_ledger_free(&l);
+}
+
+static void explicit_cpus_beside_others(void **state)
+{
+	struct world w;
+	struct qp_ledger l = { 0 };
+	lease(&l, "x", NULL, "0-3", "28-31", 0);
+	/* CPU 29 is a thread of x's core 1. */
+	assert_int_equal(plan_beside(&w, &l, "\"vcpu_pins\": [29]", 1), -1);
+	assert_non_null(strstr(w.err->msg, "vcpu_pins: CPU 29 is on a core of the VM x (its vCPUs "
+				"on CPUs 0-3, its emulator on 28-31)"));
+	done(&w);
+	assert_int_equal(plan_beside(&w, &l, "\"emulator_cpus\": \"0\"", 1), -1);
+	assert_non_null(strstr(w.err->msg, "emulator_cpus: CPU 0 is on a core of the VM x"));
+	done(&w);
+	/* Both share: allowed. One alone: not. */
+	l.leases[0].share_cpus = true;
+	assert_int_equal(plan_beside(&w, &l, "\"vcpu_pins\": [29], \"share_cpus\": true", 1), 0);
+	done(&w);
+	assert_int_equal(plan_beside(&w, &l, "\"vcpu_pins\": [29]", 1), -1);
+	done(&w);
+	qp_ledger_free(&l);
+	/* Every core of node 0 taken: the automatic pinner says the others hold them. */
+	lease(&l, "big", NULL, "0-13", "28-41", 0);
+	assert_int_equal(plan_beside(&w, &l, "\"numa\": 0", 2), -1);
+	assert_non_null(strstr(w.err->msg, "NUMA node 0 has 0 free cores"));
+	assert_non_null(strstr(w.err->msg, "the VMs that run hold the others"));
+	done(&w);
+	qp_ledger_free(&l);
+}
+
+static void lease_round_trip(void **state)
+{
+	struct qp_ledger l = { 0 };
+	lease(&l, "x", (const char *[]){ "04:00", NULL }, "0-3", "28-31", 0);
+	l.leases[0].hugepage_kb = 2048;
+	l.leases[0].hugepages = 512;
+	l.leases[0].qemu = (struct qp_holder){ 42, 4242 };
+	json_object *o = qp_lease_json(&l.leases[0]);
+	struct qp_lease back;
+	struct qp_err *err = NULL;
+	assert_int_equal(qp_lease_parse(o, "x.json", &back, &err), 0);
+	assert_string_equal(back.name, "x");
+	assert_int_equal(back.n_devs, 4);
+	assert_int_equal(back.qemu.pid, 42);
+	assert_true(back.qemu.start == 4242 && back.hugepages == 512 && back.node == 0);
+	assert_true(qp_cpulist_equal(&back.emulator_cpus, &l.leases[0].emulator_cpus));
+	qp_lease_free(&back);
+	/* A damaged one names its file and the member. */
+	json_object_object_add(o, "vcpu_cpus", json_object_new_string("0-3"));
+	assert_int_equal(qp_lease_parse(o, "x.json", &back, &err), -1);
+	assert_non_null(strstr(err->msg, "x.json: \"vcpu_cpus\" is missing or not a list"));
+	qp_err_free(err);
+	json_object_put(o);
+	/* Reserved and not touched: a starting VM's hugepages count; a running one's not. */
+	assert_int_equal(qp_ledger_untouched_hugepages(&l, 0, 2048), 512);
+	l.leases[0].running = true;
+	assert_int_equal(qp_ledger_untouched_hugepages(&l, 0, 2048), 0);
+	l.leases[0].hugepages = 0;
+	l.leases[0].resident_mib = 256;
+	assert_int_equal(qp_ledger_untouched_mib(&l, 0), 768);
+	qp_ledger_free(&l);
+}
+
 static void accel_and_cpu_flags(void **state)
 {
 	struct world w;
@@ -381,6 +537,10 @@ int main(void)
 		cmocka_unit_test(guest_slots),
 		cmocka_unit_test(memory_and_hugepages),
 		cmocka_unit_test(accel_and_cpu_flags),
+		cmocka_unit_test(pool_picks_the_node_with_more_free_cores),
+		cmocka_unit_test(pool_skips_what_others_hold),
+		cmocka_unit_test(explicit_cpus_beside_others),
+		cmocka_unit_test(lease_round_trip),
 	};
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
