@@ -28,6 +28,17 @@ json_object *qp_json_cpus(const struct qp_cpulist *l)
 	return qp_json_ints(l->cpu, l->n);
 }
 
+json_object *qp_json_pci_addrs(const struct qp_pci_addr *a, size_t n)
+{
+	json_object *arr = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		char s[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&a[i], s);
+		json_object_array_add(arr, json_object_new_string(s));
+	}
+	return arr;
+}
+
 int qp_json_print(FILE *out, json_object *o, struct qp_err **err)
 {
 	const int flags = JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

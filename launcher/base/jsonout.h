@@ -11,6 +11,7 @@
 
 #include "base/cpulist.h"
 #include "base/err.h"
+#include "base/pciaddr.h"
 
 /* Adds key = value (NULL adds a JSON null); takes ownership of value. */
 void qp_json_add(json_object *o, const char *key, json_object *value);
@@ -20,6 +21,8 @@ json_object *qp_json_str(const char *s);
 json_object *qp_json_ints(const int *v, size_t n);
 /* An array of CPU numbers. */
 json_object *qp_json_cpus(const struct qp_cpulist *l);
+/* An array of PCI addresses, "0000:04:00.0". */
+json_object *qp_json_pci_addrs(const struct qp_pci_addr *a, size_t n);
 /* Writes o pretty-printed with a final newline; drops the reference. */
 int qp_json_print(FILE *out, json_object *o, struct qp_err **err);
 

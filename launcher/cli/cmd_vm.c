@@ -324,13 +324,7 @@ static json_object *lease_status(const struct qp_lease *e)
 	qp_json_add(o, "memory_nodes", e->node >= 0 ? qp_json_ints(&e->node, 1) :
 			json_object_new_array());
 	qp_json_add(o, "memory_mib", json_object_new_int64((int64_t)e->memory_mib));
-	json_object *devs = json_object_new_array();
-	for (size_t i = 0; i < e->n_devs; i++) {
-		char a[QP_PCI_ADDR_LEN];
-		qp_pci_addr_fmt(&e->devs[i], a);
-		json_object_array_add(devs, json_object_new_string(a));
-	}
-	qp_json_add(o, "devices", devs);
+	qp_json_add(o, "devices", qp_json_pci_addrs(e->devs, e->n_devs));
 	qp_json_add(o, "qmp", NULL);
 	return o;
 }

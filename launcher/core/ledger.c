@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonout.h"
 #include "base/util.h"
 
 const struct qp_lease *qp_ledger_dev_holder(const struct qp_ledger *l,
@@ -61,14 +62,6 @@ static json_object *holder_json(const struct qp_holder *h)
 	return o;
 }
 
-static json_object *cpus_json(const struct qp_cpulist *l)
-{
-	json_object *a = json_object_new_array();
-	for (size_t i = 0; i < l->n; i++)
-		json_object_array_add(a, json_object_new_int(l->cpu[i]));
-	return a;
-}
-
 json_object *qp_lease_json(const struct qp_lease *e)
 {
 	json_object *o = json_object_new_object();
@@ -76,15 +69,9 @@ json_object *qp_lease_json(const struct qp_lease *e)
 	json_object_object_add(o, "qpass", holder_json(&e->qpass));
 	json_object_object_add(o, "qemu", holder_json(&e->qemu));
 	json_object_object_add(o, "running", json_object_new_boolean(e->running));
-	json_object *devs = json_object_new_array();
-	for (size_t i = 0; i < e->n_devs; i++) {
-		char a[QP_PCI_ADDR_LEN];
-		qp_pci_addr_fmt(&e->devs[i], a);
-		json_object_array_add(devs, json_object_new_string(a));
-	}
-	json_object_object_add(o, "devices", devs);
-	json_object_object_add(o, "vcpu_cpus", cpus_json(&e->vcpu_cpus));
-	json_object_object_add(o, "emulator_cpus", cpus_json(&e->emulator_cpus));
+	json_object_object_add(o, "devices", qp_json_pci_addrs(e->devs, e->n_devs));
+	json_object_object_add(o, "vcpu_cpus", qp_json_cpus(&e->vcpu_cpus));
+	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&e->emulator_cpus));
 	json_object_object_add(o, "share_cpus", json_object_new_boolean(e->share_cpus));
 	json_object_object_add(o, "node", json_object_new_int(e->node));
 	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)e->memory_mib));

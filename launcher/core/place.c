@@ -8,22 +8,6 @@
 #include "core/plan-int.h"
 #include "core/pool.h"
 
-static const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LEN])
-{
-	qp_pci_addr_fmt(a, buf);
-	return buf;
-}
-
-static void warn(struct qp_plan *plan, char *msg)
-{
-	qp_plan_warn(plan, msg);
-}
-
-static void note(struct qp_plan *plan, char *msg)
-{
-	qp_plan_note(plan, msg);
-}
-
 /* --- NUMA: node, CPUs, memory --------------------------------------------------- */
 
 int qp_plan_choose_node(const struct qp_profile *p, const struct qp_host *h,

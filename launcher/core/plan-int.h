@@ -13,6 +13,24 @@
 void qp_plan_warn(struct qp_plan *plan, char *msg);
 void qp_plan_note(struct qp_plan *plan, char *msg);
 
+/* The short names the planner's files use. */
+static inline void warn(struct qp_plan *plan, char *msg)
+{
+	qp_plan_warn(plan, msg);
+}
+
+static inline void note(struct qp_plan *plan, char *msg)
+{
+	qp_plan_note(plan, msg);
+}
+
+/* a, formatted into buf, for messages. */
+static inline const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LEN])
+{
+	qp_pci_addr_fmt(a, buf);
+	return buf;
+}
+
 /* The node: the profile's, else the passthrough devices', else the first. */
 int qp_plan_choose_node(const struct qp_profile *p, const struct qp_host *h,
 			struct qp_plan *plan, struct qp_err **err);

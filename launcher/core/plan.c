@@ -10,22 +10,6 @@
 #include "core/pool.h"
 #include "core/slots.h"
 
-static const char *pci_name(const struct qp_pci_addr *a, char buf[QP_PCI_ADDR_LEN])
-{
-	qp_pci_addr_fmt(a, buf);
-	return buf;
-}
-
-static void warn(struct qp_plan *plan, char *msg)
-{
-	qp_plan_warn(plan, msg);
-}
-
-static void note(struct qp_plan *plan, char *msg)
-{
-	qp_plan_note(plan, msg);
-}
-
 static bool is_vfio_ready(const struct qp_pci_dev *d)
 {
 	return !d->driver || !strcmp(d->driver, "vfio-pci") || !strcmp(d->driver, "pci-stub");

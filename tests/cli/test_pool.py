@@ -9,11 +9,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from qptest import main, scratch  # noqa: E402
-from test_vfio import QPASS_FK, STUB, Host  # noqa: E402
+from test_vfio import STUB, Host, VmUp  # noqa: E402
 
 VM = """{ "name": "%s", "memory": "1G", "vcpus": %d, "machine": "pc", "video": "none",
   "usb": {"controller": "none"}, "gpus": %s, "qemu": "%s", "shutdown_timeout": 5 }"""
@@ -27,34 +26,15 @@ def core(cpu):
     return cpu % 28
 
 
-class Vm:
+class Vm(VmUp):
+    """`qpass-fk up` of a VM asking for `gpus`."""
+
     def __init__(self, h, name, gpus, vcpus=2):
-        self.h, self.name = h, name
-        self.profile = os.path.join(os.path.dirname(h.root), name + ".json")
-        with open(self.profile, "w") as f:
-            f.write(VM % (name, vcpus, json.dumps(gpus), os.path.abspath(STUB)))
-        self.argv_file = os.path.join(os.path.dirname(h.root), name + ".argv")
-        env = dict(os.environ, QPASS_RUNDIR=h.rundir, QP_STUB_ARGV=self.argv_file,
-                   QPASS_SYSFS_TIMEOUT_MS="2000")
-        env.pop("QPASS_FAKE_FAULT", None)
-        self.proc = subprocess.Popen([QPASS_FK, "--sysroot", h.root, "up", self.profile],
-                                     env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        self.state_path = os.path.join(h.rundir, name, "state.json")
+        super().__init__(h, name, text=VM % (name, vcpus, json.dumps(gpus),
+                                             os.path.abspath(STUB)))
 
     def running(self, timeout=60):
-        """The state once the VM runs, or None when `up` ended first."""
-        end = time.time() + timeout
-        while time.time() < end:
-            if os.path.exists(self.state_path):
-                with open(self.state_path) as f:
-                    st = json.load(f)
-                if st["qpass_pid"] == self.proc.pid:
-                    return st
-            if self.proc.poll() is not None:
-                return None
-            time.sleep(0.02)
-        raise AssertionError("%s did not start" % self.name)
+        return super().running(timeout, may_fail=True)
 
     def gpus(self):
         """The GPUs (function 0 of each slot) QEMU was given."""
@@ -74,9 +54,6 @@ class Vm:
         assert self.proc.returncode == 0, err
         return err
 
-    def finish(self):
-        _, err = self.proc.communicate(timeout=60)
-        return self.proc.returncode, err
 
 
 def cores_of(lease):
