@@ -214,6 +214,32 @@ def test_holder_whose_qemu_runs_is_kept():
         assert not os.path.exists(os.path.join(h.rundir, "leases", "ghost.json"))
 
 
+def test_gpu_open_by_a_host_process_is_skipped():
+    """Xorg has 08:00's DRM node open (the fixture's /proc, as test_vfio's holders test
+    builds it): four GPUs of node 0 are not free, three are, and plan says who has it."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        r = h.root
+        os.makedirs(os.path.join(r, "dev/dri/by-path"))
+        open(os.path.join(r, "dev/dri/card1"), "w").close()
+        os.symlink("../card1", os.path.join(r, "dev/dri/by-path/pci-0000:08:00.0-card"))
+        os.makedirs(os.path.join(r, "proc/4242/fd"))
+        os.symlink("/dev/dri/card1", os.path.join(r, "proc/4242/fd/3"))
+        with open(os.path.join(r, "proc/4242/comm"), "w") as f:
+            f.write("Xorg\n")
+        path = os.path.join(tmp, "three.json")
+        with open(path, "w") as f:
+            f.write(VM % ("three", 1, json.dumps({"count": 3, "node": 0}), "qemu"))
+        p = h.fk("plan", "--json", path)
+        devs = sorted({d["host"][:-2] for d in json.loads(p.stdout)["devices"]})
+        assert devs == ["0000:04:00", "0000:05:00", "0000:09:00"], p.stdout
+        with open(path, "w") as f:
+            f.write(VM % ("four", 1, json.dumps({"count": 4, "node": 0}), "qemu"))
+        p = h.fk("plan", path)
+        assert p.returncode == 1 and "0000:08:00  node 0  TU102 [GeForce RTX 2080 Ti]: " \
+            "open by 4242 (Xorg)" in p.stderr, p.stderr
+
+
 def test_bad_requests():
     with scratch() as tmp:
         h = Host(tmp)
@@ -238,4 +264,4 @@ if __name__ == "__main__":
     sys.exit(main([test_two_vms_four_gpus_each_then_a_third_refused,
                    test_two_vms_on_one_node_share_no_core, test_twenty_at_once,
                    test_killed_holder_is_reclaimed, test_holder_whose_qemu_runs_is_kept,
-                   test_bad_requests]))
+                   test_gpu_open_by_a_host_process_is_skipped, test_bad_requests]))
