@@ -83,10 +83,11 @@ static bool valid_word(const char *s)
 /* --- the sections --------------------------------------------------------------- */
 
 static const char *const top_keys[] = {
-	"name", "memory", "vcpus", "passthrough", "gpus", "numa", "machine", "firmware", "ovmf", "uuid",
-	"cpu", "clock", "lifecycle", "disks", "network", "display", "video", "usb", "serial",
-	"memballoon", "hugepages", "vcpu_pins", "emulator_cpus", "share_cpus", "run_as", "accel",
-	"allow_boot_vga", "extra_args", "qemu", "shutdown_timeout", NULL,
+	"name", "memory", "vcpus", "passthrough", "gpus", "numa", "machine", "firmware", "ovmf",
+	"uuid", "cpu", "clock", "lifecycle", "disks", "network", "display", "video", "usb",
+	"serial", "memballoon", "hugepages", "vcpu_pins", "emulator_cpus", "share_cpus",
+	"irq_cpus", "run_as", "accel", "allow_boot_vga", "extra_args", "qemu", "shutdown_timeout",
+	NULL,
 };
 
 static int read_memory(struct qp_keys *c, json_object *root, struct qp_profile *p)
@@ -332,7 +333,8 @@ static int read_profile(struct qp_keys *c, json_object *root, struct qp_profile 
 		return -1;
 	if (!qp_key_member(root, "vcpus", &v))
 		return qp_key_fail(c, "", "the key 'vcpus' is required (e.g. \"vcpus\": 4)");
-	int machine = 0, firmware = 0, accel = 0;
+	static const char *const irq_places[] = { "emulator", "vcpus", "leave", NULL };
+	int machine = 0, firmware = 0, accel = 0, irq = 0;
 	p->shutdown_timeout = 120;
 	if (qp_key_int_value(c, v, "vcpus", 1, 1024, &p->vcpus) < 0 ||
 	    qp_profile_read_passthrough(c, root, p) < 0 || qp_profile_read_gpus(c, root, p) < 0 ||
@@ -363,6 +365,7 @@ static int read_profile(struct qp_keys *c, json_object *root, struct qp_profile 
 	    qp_profile_read_display(c, root, p) < 0 || qp_profile_read_devices(c, root, p) < 0 ||
 	    read_hugepages(c, root, p) < 0 || read_pinning(c, root, p) < 0 ||
 	    qp_key_bool(c, root, "", "share_cpus", &p->share_cpus) < 0 ||
+	    qp_key_enum(c, root, "", "irq_cpus", irq_places, &irq) < 0 ||
 	    qp_key_str(c, root, "", "run_as", false, &p->run_as) < 0 ||
 	    qp_key_enum(c, root, "", "accel", accels, &accel) < 0 ||
 	    qp_key_bool(c, root, "", "allow_boot_vga", &p->allow_boot_vga) < 0 ||
@@ -371,6 +374,7 @@ static int read_profile(struct qp_keys *c, json_object *root, struct qp_profile 
 	    qp_key_int(c, root, "", "shutdown_timeout", 1, 86400, &p->shutdown_timeout) < 0)
 		return -1;
 	p->accel = (enum qp_accel)accel;
+	p->irq_cpus = (enum qp_irq_cpus)irq;
 	if (!p->qemu)
 		p->qemu = qp_xstrdup("qemu-system-x86_64");
 	int given = (p->sockets > 0) + (p->cores > 0) + (p->threads > 0);

@@ -24,6 +24,8 @@ enum qp_serial { QP_SERIAL_NONE, QP_SERIAL_PTY, QP_SERIAL_FILE };
 enum qp_cache { QP_CACHE_NONE, QP_CACHE_WRITEBACK, QP_CACHE_WRITETHROUGH,
 		QP_CACHE_DIRECTSYNC, QP_CACHE_UNSAFE };
 enum qp_aio { QP_AIO_THREADS, QP_AIO_NATIVE, QP_AIO_IO_URING };
+/* Where the passed devices' host interrupts (their vfio vectors) go once the guest runs. */
+enum qp_irq_cpus { QP_IRQ_EMULATOR, QP_IRQ_VCPUS, QP_IRQ_LEAVE };
 
 struct qp_passthrough {
 	struct qp_pci_addr addr;
@@ -108,6 +110,7 @@ struct qp_profile {
 	bool has_emulator_cpus;
 	struct qp_cpulist emulator_cpus;
 	bool share_cpus;       /* other VMs may pin to this one's CPUs, and it to theirs */
+	enum qp_irq_cpus irq_cpus;
 	char *run_as;
 	enum qp_accel accel;
 	bool allow_boot_vga;

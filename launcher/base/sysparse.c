@@ -241,3 +241,24 @@ int qp_parse_pci_header_type(uint8_t byte, uint8_t *type, bool *multifunction,
 	*multifunction = byte & 0x80;
 	return 0;
 }
+
+int qp_parse_stat_field(const char *stat, int field, unsigned long long *out)
+{
+	const char *p = strrchr(stat, ')');
+	if (!p || field < 3 || p[1] != ' ')
+		return -1;
+	/* sp: the space before field 3; each step finds the one before the next field. */
+	const char *sp = p + 1;
+	for (int f = 3; f < field && sp; f++)
+		sp = strchr(sp + 1, ' ');
+	if (!sp || !isdigit((unsigned char)sp[1]))
+		return -1;
+	*out = strtoull(sp + 1, NULL, 10);
+	return 0;
+}
+
+char qp_parse_stat_state(const char *stat)
+{
+	const char *p = strrchr(stat, ')');
+	return p && p[1] == ' ' && p[2] ? p[2] : '\0';
+}

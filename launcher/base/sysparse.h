@@ -46,4 +46,10 @@ char *qp_cmdline_get(const char *cmdline, const char *key);
 int qp_parse_pci_header_type(uint8_t byte, uint8_t *type, bool *multifunction,
 			     struct qp_err **err);
 
+/* Field `field` (counted as proc(5) does, 1 = the pid) of a /proc/PID/stat text, as a
+ * number: the command's name may hold spaces and parentheses, so the fields are counted
+ * from its last ')'. Also the state (field 3) as a character. -1 when absent. */
+int qp_parse_stat_field(const char *stat, int field, unsigned long long *out);
+char qp_parse_stat_state(const char *stat);
+
 #endif

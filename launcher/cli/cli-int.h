@@ -80,6 +80,7 @@ int qp_cmd_up(struct globals *g, int argc, char **argv);
 int qp_cmd_down(struct globals *g, int argc, char **argv);
 int qp_cmd_status(struct globals *g, int argc, char **argv);
 int qp_cmd_qmp(struct globals *g, int argc, char **argv);
+int qp_cmd_pin(struct globals *g, int argc, char **argv);
 int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv);
 int qp_cmd_restore(struct globals *g, int argc, char **argv);
 

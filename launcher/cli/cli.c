@@ -37,7 +37,10 @@ static const char usage_text[] =
 	"                         foreground until it ends (SIGTERM: graceful stop)\n"
 	"  down NAME [--force] [--timeout S]\n"
 	"                         stop a running VM: ACPI power off, then quit\n"
-	"  status [NAME] [--json] state, pids, uptime and placement of running VMs\n"
+	"  status [NAME] [--json] every VM: state, pids, what it holds, and its placement\n"
+	"                         as the kernel reports it, beside the plan\n"
+	"  pin NAME VCPU CPU | pin NAME emulator CPUS\n"
+	"                         move a running VM's vCPU or other threads\n"
 	"  qmp NAME COMMAND [JSON-ARGUMENTS]\n"
 	"                         run a QMP command in a running VM, print the reply\n"
 	"  bind ADDR...           bind PCI functions to vfio-pci (journaled)\n"
@@ -249,6 +252,7 @@ static const struct command commands[] = {
 	{ "down", qp_cmd_down },
 	{ "status", qp_cmd_status },
 	{ "qmp", qp_cmd_qmp },
+	{ "pin", qp_cmd_pin },
 	{ "bind", qp_cmd_bind_unbind },
 	{ "unbind", qp_cmd_bind_unbind },
 	{ "restore", qp_cmd_restore },

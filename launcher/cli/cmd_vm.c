@@ -183,7 +183,7 @@ int qp_cmd_up(struct globals *g, int argc, char **argv)
 	if (plan_under_lock(g, &p, &root, &h, &plan, &lease, &err) == 0) {
 		for (char **w = plan.warnings; w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
-		rc = qp_up(&plan, &root, &lease, &err);
+		rc = qp_up(&plan, &h, &root, &lease, &err);
 		/* Everything is given back: what the lease held is free again. */
 		qp_ledger_remove(p.name);
 		qp_lease_free(&lease);
@@ -262,6 +262,49 @@ int qp_cmd_down(struct globals *g, int argc, char **argv)
 	return QP_EXIT_FAIL;
 }
 
+/* "0-3,8", from a JSON array of CPUs. */
+static char *cpus_text(json_object *a)
+{
+	struct qp_cpulist l = { 0 };
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		qp_cpulist_add(&l, json_object_get_int(json_object_array_get_idx(a, i)));
+	char *s = qp_cpulist_fmt(&l);
+	qp_cpulist_free(&l);
+	return s;
+}
+
+/* What the kernel says, in one line when as planned, else each thing that differs. */
+static void print_placement(json_object *pl)
+{
+	if (!pl)
+		return;
+	struct qp_buf b = { 0 };
+	json_object *vcpus = json_object_object_get(pl, "vcpus");
+	for (size_t i = 0; i < json_object_array_length(vcpus); i++) {
+		json_object *v = json_object_array_get_idx(vcpus, i);
+		qp_autofree char *allowed = cpus_text(json_object_object_get(v, "allowed"));
+		qp_buf_addf(&b, "%svCPU %d->%s", i ? " " : "",
+			    json_object_get_int(json_object_object_get(v, "vcpu")), allowed);
+	}
+	json_object *others = json_object_object_get(pl, "threads");
+	qp_buf_addf(&b, "; %zu other threads", json_object_array_length(others));
+	json_object *mem = json_object_object_get(pl, "memory");
+	if (mem)
+		qp_buf_addf(&b, "; guest RAM %lld pages on node %d, %lld elsewhere",
+			    (long long)json_object_get_int64(json_object_object_get(mem, "on_node")),
+			    json_object_get_int(json_object_object_get(mem, "node")),
+			    (long long)json_object_get_int64(json_object_object_get(mem, "elsewhere")));
+	size_t irqs = json_object_array_length(json_object_object_get(pl, "interrupts"));
+	if (irqs)
+		qp_buf_addf(&b, "; %zu device interrupts", irqs);
+	qp_autofree char *measured = qp_buf_steal(&b);
+	json_object *drift = json_object_object_get(pl, "drift");
+	bool ok = json_object_get_boolean(json_object_object_get(pl, "as_planned"));
+	printf("  placement: %s (measured: %s)\n", ok ? "as planned" : "DRIFT", measured);
+	for (size_t i = 0; i < json_object_array_length(drift); i++)
+		printf("    %s\n", json_object_get_string(json_object_array_get_idx(drift, i)));
+}
+
 static void print_status_row(json_object *st)
 {
 	long up = (long)json_object_get_int64(json_object_object_get(st, "uptime"));
@@ -306,6 +349,7 @@ static void print_status_row(json_object *st)
 	}
 	qp_autofree char *rest = qp_buf_steal(&more);
 	printf("  %s\n", rest);
+	print_placement(json_object_object_get(st, "placement"));
 }
 
 /* A VM of the ledger that no supervisor answers for: starting (its qpass runs, its

@@ -191,3 +191,18 @@ json_object *qp_ctl_req_qmp(const char *execute, json_object *args)
 		json_object_object_add(req, "arguments", args);
 	return req;
 }
+
+json_object *qp_ctl_req_pin(int vcpu, const struct qp_cpulist *cpus)
+{
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "command", json_object_new_string("pin"));
+	if (vcpu >= 0)
+		json_object_object_add(req, "vcpu", json_object_new_int(vcpu));
+	else
+		json_object_object_add(req, "emulator", json_object_new_boolean(true));
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; i < cpus->n; i++)
+		json_object_array_add(a, json_object_new_int(cpus->cpu[i]));
+	json_object_object_add(req, "cpus", a);
+	return req;
+}

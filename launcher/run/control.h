@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+#include "base/cpulist.h"
 #include "base/err.h"
 
 /* --- both ends' sockets --- */
@@ -50,5 +51,7 @@ int qp_ctl_call(const char *name, json_object *req, json_object **reply, struct 
 json_object *qp_ctl_req_status(void);
 json_object *qp_ctl_req_down(bool force, long timeout);
 json_object *qp_ctl_req_qmp(const char *execute, json_object *args);
+/* vcpu -1: QEMU's other threads (the emulator). */
+json_object *qp_ctl_req_pin(int vcpu, const struct qp_cpulist *cpus);
 
 #endif

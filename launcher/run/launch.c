@@ -1,7 +1,6 @@
 /* `qpass up`, the launch: QEMU started (vfork, exec) with its fds (QMP at 3, the taps from 4), its
  * memory bound to the node, its privileges dropped, execed paused (-S); then QMP
- * connected and every thread placed: each vCPU thread on its CPU, every other thread
- * on the emulator CPUs, read back from /proc before the guest may run. */
+ * connected. Placing its threads is run/placement.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -226,91 +225,5 @@ int qp_up_qmp_ok(struct vm *vm, const char *cmd, json_object *args, struct qp_er
 	if (r.kind == QP_QMP_ERROR)
 		rc = qp_err_set(err, 0, "QMP %s: %s", cmd, r.error_desc);
 	qp_qmp_msg_free(&r);
-	return rc;
-}
-
-/* --- placement ------------------------------------------------------------------- */
-
-static int read_allowed(struct vm *vm, pid_t tid, struct qp_cpulist *out, struct qp_err **err)
-{
-	if (qp_kernel_getaffinity) {
-		int e = qp_kernel_getaffinity(vm->qemu, tid, out);
-		return e ? qp_err_set(err, e, "cannot read where thread %d may run", (int)tid) : 0;
-	}
-	qp_autofree char *rel = qp_xasprintf("proc/%d/task/%d/status", (int)vm->qemu, (int)tid);
-	qp_autofree char *text = NULL;
-	if (qp_root_read(&vm->proc, rel, &text, NULL, err) < 0)
-		return -1;
-	char *line = strstr(text, "\nCpus_allowed_list:");
-	if (!line)
-		return qp_err_set(err, 0, "/%s has no Cpus_allowed_list", rel);
-	line = strchr(line, ':') + 1;
-	line += strspn(line, " \t");
-	line[strcspn(line, "\n")] = '\0';
-	return qp_cpulist_parse(line, out, err);
-}
-
-int qp_up_place(struct vm *vm, struct qp_err **err)
-{
-	const struct qp_plan *plan = vm->plan;
-	struct qp_qmp_msg r;
-	if (qp_qmp_execute(vm->qmp, "query-cpus-fast", NULL, QMP_TIMEOUT_MS, &r, err) < 0)
-		return -1;
-	if (r.kind != QP_QMP_RETURN || !json_object_is_type(r.data, json_type_array)) {
-		qp_qmp_msg_free(&r);
-		return qp_err_set(err, 0, "QMP query-cpus-fast: no list of vCPUs");
-	}
-	size_t n = json_object_array_length(r.data);
-	pid_t *vcpu_tid = qp_xcalloc(plan->n_vcpus ? plan->n_vcpus : 1, sizeof(pid_t));
-	for (size_t i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(r.data, i);
-		int idx = json_object_get_int(json_object_object_get(c, "cpu-index"));
-		int tid = json_object_get_int(json_object_object_get(c, "thread-id"));
-		if (idx >= 0 && (size_t)idx < plan->n_vcpus)
-			vcpu_tid[idx] = tid;
-	}
-	qp_qmp_msg_free(&r);
-	int rc = 0;
-	for (size_t v = 0; v < plan->n_vcpus && rc == 0; v++)
-		if (!vcpu_tid[v])
-			rc = qp_err_set(err, 0, "QEMU did not report the thread of vCPU %zu", v);
-
-	/* Every thread QEMU has now: vCPUs to their CPU, the rest to the emulator CPUs.
-	 * Threads made later inherit from their maker, the pinned main thread. */
-	qp_autofree char *taskdir = qp_xasprintf("proc/%d/task", (int)vm->qemu);
-	char **tasks = NULL;
-	if (rc == 0)
-		rc = qp_root_list(&vm->proc, taskdir, false, &tasks, err);
-	for (int pass = 0; pass < 2 && rc == 0; pass++) {
-		for (size_t i = 0; tasks[i] && rc == 0; i++) {
-			pid_t tid = (pid_t)atoi(tasks[i]);
-			struct qp_cpulist want = { 0 };
-			const struct qp_cpulist *set = &plan->emulator_cpus;
-			for (size_t v = 0; v < plan->n_vcpus; v++) {
-				if (vcpu_tid[v] == tid) {
-					qp_cpulist_add(&want, plan->vcpu_pins[v]);
-					set = &want;
-				}
-			}
-			if (pass == 0) {
-				rc = qp_fx_pin(tid, set, err);
-			} else {
-				/* Read back: what the kernel says is what counts. */
-				struct qp_cpulist got = { 0 };
-				rc = read_allowed(vm, tid, &got, err);
-				if (rc == 0 && !qp_cpulist_equal(&got, set)) {
-					qp_autofree char *g = qp_cpulist_fmt(&got);
-					qp_autofree char *w = qp_cpulist_fmt(set);
-					rc = qp_err_set(err, 0, "thread %d of QEMU runs on CPUs %s, not %s "
-							"as pinned (a cpuset cgroup may forbid them)",
-							(int)tid, g, w);
-				}
-				qp_cpulist_free(&got);
-			}
-			qp_cpulist_free(&want);
-		}
-	}
-	qp_strv_free(tasks);
-	free(vcpu_tid);
 	return rc;
 }

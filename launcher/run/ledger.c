@@ -12,6 +12,7 @@
 
 #include "base/files.h"
 #include "base/rundir.h"
+#include "base/sysparse.h"
 #include "base/util.h"
 #include "run/vmdir.h"
 #include "vfio/bind.h"
@@ -30,14 +31,12 @@ uint64_t qp_proc_start(int pid)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	/* "PID (COMM) STATE PPID ...": the name may hold spaces and parentheses; the fields
-	 * after its last ')' are 3, 4...; the start time is field 22. A zombie has ended. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+	/* The start time is field 22. A zombie has ended. */
+	char state = qp_parse_stat_state(buf);
+	unsigned long long start;
+	if (state == 'Z' || state == 'X' || qp_parse_stat_field(buf, 22, &start) < 0)
 		return 0;
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
+	return start;
 }
 
 struct qp_holder qp_holder_self(void)

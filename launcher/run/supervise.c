@@ -16,6 +16,7 @@
 #include "base/jsonout.h"
 #include "base/util.h"
 #include "run/control.h"
+#include "run/ledger.h"
 #include "run/up-int.h"
 
 __attribute__((format(printf, 2, 3))) static void say(const struct vm *vm, const char *fmt, ...)
@@ -90,8 +91,8 @@ static json_object *status_json(struct vm *vm)
 	json_object_object_add(o, "uptime", json_object_new_int64((int64_t)(time(NULL) -
 									    vm->started)));
 	json_object_object_add(o, "numa_node", json_object_new_int(plan->numa_node));
-	json_object_object_add(o, "vcpu_pins", qp_json_ints(plan->vcpu_pins, plan->n_vcpus));
-	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&plan->emulator_cpus));
+	json_object_object_add(o, "vcpu_pins", qp_json_ints(vm->pins, plan->n_vcpus));
+	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&vm->emulator));
 	json_object_object_add(o, "memory_nodes", qp_json_ints(plan->memory_nodes,
 							      plan->n_memory_nodes));
 	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)vm->p->memory_mib));
@@ -103,6 +104,60 @@ static json_object *status_json(struct vm *vm)
 	}
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "qmp", json_object_new_string(vm->qmp_path));
+	/* What the kernel says, beside that: vectors the guest enabled since are sent to
+	 * their CPUs first. */
+	qp_up_place_irqs(vm);
+	struct qp_measured m;
+	qp_up_measure(vm, &m);
+	struct qp_promise promise = { vm->pins, plan->n_vcpus, &vm->emulator, plan->numa_node,
+				      vm->irq_cpus.n ? &vm->irq_cpus : NULL };
+	json_object_object_add(o, "placement", qp_placement_json(&m, &promise));
+	qp_measured_free(&m);
+	return o;
+}
+
+/* `qpass pin NAME VCPU|emulator CPUS`: checked as `up` checks (online CPUs of the
+ * host, none on another VM's core unless both share), applied to the running QEMU and
+ * read back, then recorded (state.json, the lease) so that a QEMU started again keeps
+ * it. */
+static json_object *pin_request(struct vm *vm, json_object *req)
+{
+	json_object *v = json_object_object_get(req, "vcpu");
+	json_object *c = json_object_object_get(req, "cpus");
+	int vcpu = json_object_is_type(v, json_type_int) ? json_object_get_int(v) : -1;
+	if (vcpu >= (int)vm->plan->n_vcpus || vcpu < -1)
+		return qp_ctl_reply_error("no such vCPU");
+	struct qp_cpulist cpus = { 0 };
+	for (size_t i = 0; json_object_is_type(c, json_type_array) &&
+			   i < json_object_array_length(c); i++)
+		qp_cpulist_add(&cpus, json_object_get_int(json_object_array_get_idx(c, i)));
+	/* Under the host lock, as `up` places: nobody takes these CPUs meanwhile. */
+	struct qp_err *err = NULL;
+	struct qp_ledger ledger = { 0 };
+	int lock = qp_ledger_lock(&err);
+	int rc = lock < 0 ? -1 : qp_ledger_load(NULL, false, &ledger, &err);
+	if (rc >= 0)
+		rc = qp_up_check_pin(vm, &ledger, vcpu, &cpus, &err);
+	if (rc == 0)
+		rc = qp_up_repin(vm, vcpu, &cpus, &err);
+	if (rc == 0)
+		qp_up_write_state(vm);
+	qp_closep(&lock);
+	qp_ledger_free(&ledger);
+	qp_cpulist_free(&cpus);
+	if (rc < 0) {
+		json_object *e = qp_ctl_reply_error(err->msg);
+		qp_err_free(err);
+		return e;
+	}
+	qp_autofree char *emu = qp_cpulist_fmt(&vm->emulator);
+	if (vcpu >= 0)
+		say(vm, "vCPU %d pinned to CPU %d", vcpu, vm->pins[vcpu]);
+	else
+		say(vm, "QEMU's other threads pinned to CPUs %s", emu);
+	json_object *o = qp_ctl_reply();
+	json_object_object_add(o, "vcpu_pins", qp_json_ints(vm->pins, vm->plan->n_vcpus));
+	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&vm->emulator));
 	return o;
 }
 
@@ -159,9 +214,12 @@ static json_object *handle_request(void *ctx, json_object *req)
 				       json_object_get(r.data));
 		json_object_object_add(o, "reply", reply);
 		qp_qmp_msg_free(&r);
+	} else if (!strcmp(c, "pin")) {
+		json_object_put(o);
+		return pin_request(vm, req);
 	} else {
 		json_object_put(o);
-		return qp_ctl_reply_error("unknown command (status, down, qmp)");
+		return qp_ctl_reply_error("unknown command (status, down, qmp, pin)");
 	}
 	return o;
 }

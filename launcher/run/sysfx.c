@@ -1,6 +1,7 @@
 #include "run/sysfx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <numa.h>
 #include <numaif.h>
@@ -99,6 +100,32 @@ int qp_fx_drop_privileges(uid_t uid, gid_t gid, char *msg, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+int qp_fx_irq_affinity(const struct qp_root *root, int irq, const struct qp_cpulist *cpus,
+		       struct qp_err **err)
+{
+	char rel[64];
+	snprintf(rel, sizeof(rel), "proc/irq/%d/smp_affinity_list", irq);
+	qp_autofree char *want = qp_cpulist_fmt(cpus);
+	qp_autofree char *line = qp_xasprintf("%s\n", want);
+	qp_autoclose int fd = qp_root_openat(root, rel, O_WRONLY | O_TRUNC);
+	ssize_t n = fd < 0 ? -1 : write(fd, line, strlen(line));
+	if (n != (ssize_t)strlen(line))
+		return qp_err_set(err, errno, "cannot send interrupt %d to CPUs %s (/%s)", irq, want,
+				  rel);
+	/* Read back: the kernel may keep another set (a managed interrupt). */
+	qp_autofree char *text = NULL;
+	struct qp_cpulist got = { 0 };
+	int rc = qp_root_read(root, rel, &text, NULL, err);
+	if (rc == 0)
+		rc = qp_cpulist_parse(text, &got, err);
+	if (rc == 0 && !qp_cpulist_equal(&got, cpus)) {
+		qp_autofree char *g = qp_cpulist_fmt(&got);
+		rc = qp_err_set(err, 0, "interrupt %d goes to CPUs %s, not %s as set", irq, g, want);
+	}
+	qp_cpulist_free(&got);
+	return rc;
 }
 
 int qp_fx_pin(pid_t tid, const struct qp_cpulist *cpus, struct qp_err **err)

@@ -13,6 +13,7 @@
 
 #include "base/cpulist.h"
 #include "base/err.h"
+#include "base/root.h"
 
 struct bitmask;
 
@@ -38,6 +39,11 @@ int qp_fx_memlock(uint64_t bytes, char *msg, size_t len);
 /* Drops to uid/gid (and only gid as group), in crun's order, then checks with
  * getresuid/getresgid that no id can come back. */
 int qp_fx_drop_privileges(uid_t uid, gid_t gid, char *msg, size_t len);
+
+/* Sends host interrupt irq to cpus (ROOT/proc/irq/IRQ/smp_affinity_list), then reads
+ * it back. */
+int qp_fx_irq_affinity(const struct qp_root *root, int irq, const struct qp_cpulist *cpus,
+		       struct qp_err **err);
 
 /* Pins thread tid to cpus. */
 int qp_fx_pin(pid_t tid, const struct qp_cpulist *cpus, struct qp_err **err);

@@ -1,5 +1,5 @@
-/* One VM under `qpass up`, as run/up.c, launch.c and supervise.c share it; for those
- * three files only (up.h is the interface). */
+/* One VM under `qpass up`, as run/up.c, launch.c, placement.c and supervise.c share it;
+ * for those files only (up.h is the interface). */
 #ifndef QP_UP_INT_H
 #define QP_UP_INT_H
 
@@ -10,6 +10,7 @@
 
 #include "base/err.h"
 #include "base/root.h"
+#include "core/placement.h"
 #include "core/plan.h"
 #include "profiles/profile.h"
 #include "qmp/qmp.h"
@@ -38,6 +39,13 @@ struct vm {
 	struct qp_root proc;        /* the real /proc: QEMU runs here, whatever the sysroot */
 	struct qp_vm_devices devs;
 	struct qp_lease *lease;     /* in the ledger; NULL: none */
+	const struct qp_host *host; /* what the plan was made on */
+	/* Where the threads go now: the plan's, or what `qpass pin` made of it (kept when
+	 * QEMU starts again); and where the devices' interrupts go (empty: left alone). */
+	int *pins;                  /* index: vCPU */
+	struct qp_cpulist emulator;
+	struct qp_cpulist irq_cpus;
+	pid_t *vcpu_tids;           /* the running QEMU's, from QMP; index: vCPU */
 };
 
 /* How a run of QEMU ended. */
@@ -47,10 +55,24 @@ enum outcome {
 	OUT_RELAUNCH,   /* on_crash restart: start again with the same placement */
 };
 
-/* launch.c: QEMU started paused with its fds, QMP connected, every thread placed. */
+/* launch.c: QEMU started paused with its fds, QMP connected. */
 int qp_up_spawn(struct vm *vm, struct qp_err **err);
 int qp_up_connect_qmp(struct vm *vm, struct qp_err **err);
+
+/* placement.c: every thread placed (vCPUs on vm->pins, the rest on vm->emulator) and
+ * read back; one vCPU or the emulator moved while it runs (vcpu -1: the emulator); the
+ * devices' vfio interrupts sent to vm->irq_cpus (failures are said); and what the
+ * kernel says of all of it. check_pin: whether a pin may be made (online CPUs, one for
+ * a vCPU, none on a core another VM of l holds unless both share). */
 int qp_up_place(struct vm *vm, struct qp_err **err);
+int qp_up_check_pin(const struct vm *vm, const struct qp_ledger *l, int vcpu,
+		    const struct qp_cpulist *cpus, struct qp_err **err);
+int qp_up_repin(struct vm *vm, int vcpu, const struct qp_cpulist *cpus, struct qp_err **err);
+void qp_up_place_irqs(struct vm *vm);
+void qp_up_measure(struct vm *vm, struct qp_measured *out);
+
+/* up.c: state.json and the lease, rewritten after a change of placement. */
+void qp_up_write_state(struct vm *vm);
 /* Forwards QEMU's output, a line at a time, prefixed. Returns false at EOF. */
 bool qp_up_forward_output(struct vm *vm);
 /* Runs a QMP command that must succeed; its return value is dropped. */

@@ -43,25 +43,36 @@ static json_object *state_json(const struct vm *vm)
 	json_object_object_add(o, "qemu_pid", json_object_new_int(vm->qemu));
 	json_object_object_add(o, "started", json_object_new_int64((int64_t)vm->started));
 	json_object_object_add(o, "numa_node", json_object_new_int(vm->plan->numa_node));
-	json_object_object_add(o, "vcpu_pins", qp_json_ints(vm->plan->vcpu_pins,
-							   vm->plan->n_vcpus));
+	json_object_object_add(o, "vcpu_pins", qp_json_ints(vm->pins, vm->plan->n_vcpus));
+	json_object_object_add(o, "emulator_cpus", qp_json_cpus(&vm->emulator));
 	json_object_object_add(o, "qmp", json_object_new_string(vm->qmp_path));
 	return o;
 }
 
-/* The lease says what runs now; a lease that cannot be written is said, not fatal:
- * the one written under the host lock already holds everything. */
+/* The lease says what runs now, and where; a lease that cannot be written is said, not
+ * fatal: the one written under the host lock already holds everything. */
 static void update_lease(struct vm *vm, bool running)
 {
 	if (!vm->lease)
 		return;
 	vm->lease->qemu = (struct qp_holder){ vm->qemu, qp_proc_start(vm->qemu) };
 	vm->lease->running = running;
+	qp_cpulist_free(&vm->lease->vcpu_cpus);
+	for (size_t v = 0; v < vm->plan->n_vcpus; v++)
+		qp_cpulist_add(&vm->lease->vcpu_cpus, vm->pins[v]);
+	qp_cpulist_free(&vm->lease->emulator_cpus);
+	qp_cpulist_copy(&vm->lease->emulator_cpus, &vm->emulator);
 	struct qp_err *err = NULL;
 	if (qp_ledger_write(vm->lease, &err) < 0) {
 		qp_say(vm->p->name, "%s", err->msg);
 		qp_err_free(err);
 	}
+}
+
+void qp_up_write_state(struct vm *vm)
+{
+	update_lease(vm, vm->lease && vm->lease->running);
+	qp_vmdir_write_state(&vm->dir, state_json(vm));
 }
 
 /* Starts QEMU paused, places it, lets it run. On failure QEMU is gone. */
@@ -86,9 +97,9 @@ static int start(struct vm *vm, struct qp_err **err)
 	qp_vmdir_write_state(&vm->dir, state_json(vm));
 	struct qp_buf b = { 0 };
 	for (size_t v = 0; v < vm->plan->n_vcpus; v++)
-		qp_buf_addf(&b, "%s%zu->%d", v ? " " : "", v, vm->plan->vcpu_pins[v]);
+		qp_buf_addf(&b, "%s%zu->%d", v ? " " : "", v, vm->pins[v]);
 	qp_autofree char *pins = qp_buf_steal(&b);
-	qp_autofree char *emu = qp_cpulist_fmt(&vm->plan->emulator_cpus);
+	qp_autofree char *emu = qp_cpulist_fmt(&vm->emulator);
 	char node[32] = "no NUMA binding";
 	if (vm->plan->numa_node >= 0)
 		snprintf(node, sizeof(node), "memory on node %d", vm->plan->numa_node);
@@ -96,6 +107,9 @@ static int start(struct vm *vm, struct qp_err **err)
 		"%s; QMP %s\n", vm->p->name, (int)vm->qemu, qp_qmp_version(vm->qmp), pins, emu,
 		node, vm->qmp_path);
 	update_lease(vm, true);
+	/* The devices' interrupts now: the guest enables its vectors as it boots, and
+	 * status sends the later ones too. */
+	qp_up_place_irqs(vm);
 	return 0;
 }
 
@@ -158,12 +172,33 @@ static int take(struct vm *vm, struct qp_err **err)
 	return vm->ctl_fd < 0 ? -1 : 0;
 }
 
-int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_lease *lease,
-	  struct qp_err **err)
+/* Where the threads and interrupts go, to begin with: as the plan says. */
+static void init_placement(struct vm *vm)
+{
+	const struct qp_plan *plan = vm->plan;
+	vm->pins = qp_xcalloc(plan->n_vcpus ? plan->n_vcpus : 1, sizeof(int));
+	memcpy(vm->pins, plan->vcpu_pins, plan->n_vcpus * sizeof(int));
+	qp_cpulist_copy(&vm->emulator, &plan->emulator_cpus);
+	if (vm->p->irq_cpus == QP_IRQ_EMULATOR)
+		qp_cpulist_copy(&vm->irq_cpus, &plan->emulator_cpus);
+	for (size_t v = 0; vm->p->irq_cpus == QP_IRQ_VCPUS && v < plan->n_vcpus; v++)
+		qp_cpulist_add(&vm->irq_cpus, plan->vcpu_pins[v]);
+}
+
+static void free_placement(struct vm *vm)
+{
+	free(vm->pins);
+	free(vm->vcpu_tids);
+	qp_cpulist_free(&vm->emulator);
+	qp_cpulist_free(&vm->irq_cpus);
+}
+
+int qp_up(const struct qp_plan *plan, const struct qp_host *host, const struct qp_root *root,
+	  struct qp_lease *lease, struct qp_err **err)
 {
 	struct vm vm = { .plan = plan, .p = plan->profile, .root = root, .dir = { .lock_fd = -1 },
 			 .sig_fd = -1, .out_fd = -1, .ctl_fd = -1, .proc = { .fd = -1 },
-			 .lease = lease };
+			 .lease = lease, .host = host };
 	if (vm.p->run_as) {
 		struct passwd *pw = getpwnam(vm.p->run_as);
 		if (!pw)
@@ -173,6 +208,7 @@ int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_leas
 		vm.uid = pw->pw_uid;
 		vm.gid = pw->pw_gid;
 	}
+	init_placement(&vm);
 	vm.devs = (struct qp_vm_devices){
 		.plan = plan, .root = root, .name = vm.p->name,
 		.user = vm.has_user ? vm.p->run_as : NULL, .uid = vm.uid, .gid = vm.gid,
@@ -218,6 +254,7 @@ out:
 		qp_root_close(&vm.proc);
 	qp_vmdir_release(&vm.dir);
 	free(vm.qmp_path);
+	free_placement(&vm);
 	qp_closep(&vm.sig_fd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;

@@ -11,8 +11,9 @@
  * QEMU stopped as asked, QP_EXIT_QEMU when it ended on its own), or -1 with *err when
  * the VM could not be started; nothing is left running then. lease (NULL: none) is the
  * VM's in the ledger (run/ledger.h), written by the caller: its QEMU is added to it at
- * every start, and `running` once the guest runs. */
-int qp_up(const struct qp_plan *plan, const struct qp_root *root, struct qp_lease *lease,
-	  struct qp_err **err);
+ * every start, and `running` once the guest runs. host is the one the plan was made
+ * on (for `qpass pin`'s checks). */
+int qp_up(const struct qp_plan *plan, const struct qp_host *host, const struct qp_root *root,
+	  struct qp_lease *lease, struct qp_err **err);
 
 #endif

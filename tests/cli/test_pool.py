@@ -240,6 +240,71 @@ def test_gpu_open_by_a_host_process_is_skipped():
             "open by 4242 (Xorg)" in p.stderr, p.stderr
 
 
+def write_irqs(root, irqs):
+    """proc/interrupts as the kernel writes it, and each vector's smp_affinity_list."""
+    lines = ["            CPU0       CPU1"]
+    for irq, name in irqs:
+        lines.append("%4d:          0          0  IR-PCI-MSIX-0000:04:00.0    0-edge      %s"
+                     % (irq, name))
+        d = os.path.join(root, "proc/irq/%d" % irq)
+        os.makedirs(d, exist_ok=True)
+        if not os.path.exists(os.path.join(d, "smp_affinity_list")):
+            with open(os.path.join(d, "smp_affinity_list"), "w") as f:
+                f.write("0-55\n")
+    with open(os.path.join(root, "proc/interrupts"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def affinity(root, irq):
+    with open(os.path.join(root, "proc/irq/%d/smp_affinity_list" % irq)) as f:
+        return f.read().strip()
+
+
+def test_interrupts_follow_the_vm_and_pins_respect_others():
+    """The passed devices' vfio vectors go to the VM's emulator CPUs once it runs, and
+    a vector the guest enables later at the next status; `qpass pin` onto another VM's
+    core is refused, naming it."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        os.makedirs(os.path.join(h.root, "proc"), exist_ok=True)
+        write_irqs(h.root, [(120, "vfio-msix[0](0000:04:00.0)"),
+                            (121, "vfio-msix[1](0000:04:00.0)"),
+                            (130, "vfio-msix[0](0000:85:00.0)"),  # not the VM's
+                            (140, "nvme0q1")])
+        a = Vm(h, "a", {"count": 1, "node": 0}, vcpus=2)
+        assert a.running()
+        lease = a.lease()
+        emu = ",".join(str(c) for c in lease["emulator_cpus"])  # "2,30"
+        assert (affinity(h.root, 120), affinity(h.root, 121)) == (emu, emu)
+        assert affinity(h.root, 130) == "0-55"
+        # The guest enables another vector: status sends it too, and shows all three.
+        write_irqs(h.root, [(120, "vfio-msix[0](0000:04:00.0)"),
+                            (121, "vfio-msix[1](0000:04:00.0)"),
+                            (122, "vfio-msix[2](0000:04:00.0)")])
+        p = h.fk("status", "a", "--json")
+        pl = json.loads(p.stdout)["placement"]
+        assert [i["irq"] for i in pl["interrupts"]] == [120, 121, 122], pl["interrupts"]
+        assert affinity(h.root, 122) == emu
+        assert all(i["affinity"] == lease["emulator_cpus"] for i in pl["interrupts"]), pl
+        # Pinning beside another VM: b may not take a's core, may take a free one.
+        b = Vm(h, "b", {"count": 1, "node": 0}, vcpus=2)
+        assert b.running()
+        p = h.fk("pin", "b", "0", "28")  # 28: a thread of a's core 0
+        assert p.returncode == 1 and "CPU 28 is on a core of the VM a" in p.stderr, p.stderr
+        p = h.fk("pin", "b", "0", "13")
+        assert p.returncode == 0, p.stderr
+        assert 13 in b.lease()["vcpu_cpus"]
+        # And the next VM's plan sees it: core 13 is b's now.
+        c = os.path.join(os.path.dirname(h.root), "c.json")
+        with open(c, "w") as f:
+            f.write(VM % ("c", 2, json.dumps({"count": 1, "node": 0}), "qemu"))
+        plan = json.loads(h.fk("plan", "--json", c).stdout)
+        assert 13 not in plan["vcpu_pins"] + plan["emulator_cpus"], plan
+        for vm in (a, b):
+            vm.stop()
+        h.assert_restored("interrupts and pins")
+
+
 def test_bad_requests():
     with scratch() as tmp:
         h = Host(tmp)
@@ -264,4 +329,5 @@ if __name__ == "__main__":
     sys.exit(main([test_two_vms_four_gpus_each_then_a_third_refused,
                    test_two_vms_on_one_node_share_no_core, test_twenty_at_once,
                    test_killed_holder_is_reclaimed, test_holder_whose_qemu_runs_is_kept,
-                   test_gpu_open_by_a_host_process_is_skipped, test_bad_requests]))
+                   test_gpu_open_by_a_host_process_is_skipped,
+                   test_interrupts_follow_the_vm_and_pins_respect_others, test_bad_requests]))

@@ -272,6 +272,71 @@ def test_refusals():
         assert p.returncode == 2
 
 
+def test_placement_measured_and_pinned_live():
+    """status measures what the kernel says, beside the plan; `qpass pin` moves a vCPU
+    and then QEMU's other threads while the guest runs; a pin made from outside
+    (taskset) is reported as drift."""
+    if os.cpu_count() < 2:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Up(tmp, name="pins")
+        st = vm.state()
+        pid = st["qemu_pid"]
+        env = {"QPASS_RUNDIR": vm.rundir}
+
+        def placement():
+            p = run("status", "pins", "--json", env=env)
+            assert p.returncode == 0, p.stderr
+            return json.loads(p.stdout)["placement"]
+
+        pl = placement()
+        assert pl["as_planned"] and pl["drift"] == [], pl
+        (v,) = pl["vcpus"]
+        assert v["vcpu"] == 0 and v["allowed"] == [0] and v["pinned"] == [0], v
+        assert v["name"] == "CPU 0/TCG" and expand(allowed(pid, v["tid"])) == [0]
+        roles = {t["role"] for t in pl["threads"]}
+        assert "main" in roles, pl["threads"]
+        assert all(t["allowed"] == [1] for t in pl["threads"]), pl["threads"]
+        assert pl["memory"]["node"] == 0 and pl["memory"]["elsewhere"] == 0, pl["memory"]
+        assert pl["memory"]["on_node"] > 0, pl["memory"]
+        text = run("status", env=env).stdout
+        assert "placement: as planned (measured: vCPU 0->0; " in text, text
+        # Live: the vCPU to CPU 1, then the others to CPU 0.
+        p = run("pin", "pins", "0", "1", env=env)
+        assert p.returncode == 0 and json.loads(p.stdout)["vcpu_pins"] == [1], p.stderr
+        assert expand(allowed(pid, v["tid"])) == [1]
+        p = run("pin", "pins", "emulator", "0", env=env)
+        assert p.returncode == 0 and json.loads(p.stdout)["emulator_cpus"] == [0], p.stderr
+        pl = placement()
+        assert pl["as_planned"], pl["drift"]
+        assert pl["vcpus"][0]["allowed"] == [1]
+        for t in pl["threads"]:
+            assert t["allowed"] == [0] and expand(allowed(pid, t["tid"])) == [0], t
+        with open(os.path.join(vm.dir, "state.json")) as f:
+            assert json.load(f)["vcpu_pins"] == [1]
+        p = run("status", "pins", "--json", env=env)
+        assert json.loads(p.stdout)["vcpu_pins"] == [1]
+        # Refusals: no such CPU, no such vCPU, a vCPU on two CPUs.
+        for args, want in ((["0", "4095"], "CPU 4095 is not an online CPU"),
+                           (["7", "0"], "no such vCPU"),
+                           (["0", "0-1"], "a vCPU is pinned to one CPU")):
+            p = run("pin", "pins", *args, env=env)
+            assert p.returncode == 1 and want in p.stderr, (args, p.stderr)
+        # From outside: QEMU's main thread let onto every CPU.
+        subprocess.run(["taskset", "-pc", "0-1", str(pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        pl = placement()
+        assert not pl["as_planned"], pl
+        assert any("thread %d (qemu-system-x86, main) may run on CPUs 0-1, not the "
+                   "emulator CPUs 0" % pid in d for d in pl["drift"]), pl["drift"]
+        text = run("status", env=env).stdout
+        assert "placement: DRIFT" in text, text
+        vm.proc.send_signal(signal.SIGTERM)
+        rc, err = vm.finish()
+        assert rc == 0, err
+        assert "vCPU 0 pinned to CPU 1" in err, err
+
+
 if __name__ == "__main__":
     if not shutil.which("qemu-system-x86_64"):
         print("QEMU is missing: apt-get install qemu-system-x86 (tools/dev deps does)")
@@ -280,4 +345,4 @@ if __name__ == "__main__":
                    test_one_vm_per_name, test_status_qmp_down, test_down_force,
                    test_run_as_drops_root, test_qpass_killed_takes_qemu_along,
                    test_ovmf_vars_per_vm, test_bridge_network_tap,
-                   test_refusals]))
+                   test_refusals, test_placement_measured_and_pinned_live]))
