@@ -70,8 +70,11 @@ static const char status_usage[] =
 	"Shows every VM on the host (or only NAME): its state as QEMU reports it\n"
 	"(running, paused...; starting, or orphan when its qpass is gone and its QEMU\n"
 	"runs), the pids of qpass and QEMU, the uptime, the NUMA node, the vCPU -> host\n"
-	"CPU pins; then its emulator CPUs, memory and devices. --json: one object for\n"
-	"NAME, else an array of them (docs/status-json.md).\n";
+	"CPU pins; then its emulator CPUs, memory and devices; then its placement as the\n"
+	"kernel reports it now (each thread's allowed CPUs and last CPU, the guest RAM's\n"
+	"pages per node, the devices' interrupts) beside the plan: \"as planned\", or\n"
+	"DRIFT with what differs. --json: one object for NAME, else an array of them\n"
+	"(docs/status-json.md); NAME's is a placement manifest to keep with results.\n";
 
 static const char qmp_usage[] =
 	"Usage: qpass qmp NAME COMMAND [JSON-ARGUMENTS]\n"
