@@ -86,7 +86,7 @@ static const char *const top_keys[] = {
 	"name", "memory", "vcpus", "passthrough", "gpus", "numa", "machine", "firmware", "ovmf",
 	"uuid", "cpu", "clock", "lifecycle", "disks", "network", "display", "video", "usb",
 	"serial", "memballoon", "hugepages", "vcpu_pins", "emulator_cpus", "share_cpus",
-	"irq_cpus", "run_as", "accel", "allow_boot_vga", "extra_args", "qemu", "shutdown_timeout",
+	"irq_cpus", "prealloc", "prealloc_threads", "run_as", "accel", "allow_boot_vga", "extra_args", "qemu", "shutdown_timeout",
 	NULL,
 };
 
@@ -219,6 +219,23 @@ static int read_clock_lifecycle(struct qp_keys *c, json_object *root, struct qp_
 	p->on_poweroff = (enum qp_action)off;
 	p->on_reboot = (enum qp_action)reb;
 	p->on_crash = (enum qp_action)crash;
+	return 0;
+}
+
+/* Preallocation: on with hugepages unless "prealloc": false; its threads. */
+static int read_prealloc(struct qp_keys *c, json_object *root, struct qp_profile *p)
+{
+	p->prealloc = p->hugepage_kb != 0;
+	if (qp_key_bool(c, root, "", "prealloc", &p->prealloc) < 0 ||
+	    qp_key_int(c, root, "", "prealloc_threads", 1, 256, &p->prealloc_threads) < 0)
+		return -1;
+	if (p->hugepage_kb && !p->prealloc)
+		return qp_key_fail(c, "prealloc", "hugepages are always preallocated (QEMU "
+				   "cannot fault them in later without risk of SIGBUS): drop "
+				   "\"prealloc\": false");
+	if (p->prealloc_threads && !p->prealloc)
+		return qp_key_fail(c, "prealloc_threads", "only with \"prealloc\": true (or "
+				   "hugepages)");
 	return 0;
 }
 
@@ -363,7 +380,8 @@ static int read_profile(struct qp_keys *c, json_object *root, struct qp_profile 
 	if (read_cpu(c, root, p) < 0 || read_clock_lifecycle(c, root, p) < 0 ||
 	    qp_profile_read_disks(c, root, p) < 0 || qp_profile_read_network(c, root, p) < 0 ||
 	    qp_profile_read_display(c, root, p) < 0 || qp_profile_read_devices(c, root, p) < 0 ||
-	    read_hugepages(c, root, p) < 0 || read_pinning(c, root, p) < 0 ||
+	    read_hugepages(c, root, p) < 0 || read_prealloc(c, root, p) < 0 ||
+	    read_pinning(c, root, p) < 0 ||
 	    qp_key_bool(c, root, "", "share_cpus", &p->share_cpus) < 0 ||
 	    qp_key_enum(c, root, "", "irq_cpus", irq_places, &irq) < 0 ||
 	    qp_key_str(c, root, "", "run_as", false, &p->run_as) < 0 ||

@@ -105,6 +105,8 @@ struct qp_profile {
 	bool memballoon;
 	uint64_t hugepage_kb;  /* 0: none */
 	char *hugepage_path;
+	bool prealloc;         /* every page of guest RAM allocated before the guest runs */
+	int prealloc_threads;  /* 0: the planner chooses */
 	int *vcpu_pins;        /* NULL: automatic */
 	size_t n_vcpu_pins;
 	bool has_emulator_cpus;

@@ -130,9 +130,10 @@ static char *next_line(const char **p)
 }
 
 int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uint64_t *free_kb,
-			  struct qp_err **err)
+			  uint64_t *reclaim_kb, struct qp_err **err)
 {
 	bool have_total = false, have_free = false;
+	*reclaim_kb = 0;
 	const char *line = content;
 	for (unsigned lineno = 1; *line; lineno++) {
 		qp_autofree char *l = next_line(&line);
@@ -164,6 +165,9 @@ int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uin
 		} else if (!strcmp(key, "MemFree")) {
 			*free_kb = x;
 			have_free = true;
+		} else if (!strcmp(key, "Active(file)") || !strcmp(key, "Inactive(file)") ||
+			   !strcmp(key, "SReclaimable")) {
+			*reclaim_kb += x;
 		}
 	}
 	if (!have_total || !have_free)

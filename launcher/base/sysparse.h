@@ -29,9 +29,11 @@ int qp_parse_sysfs_u64(const char *content, uint64_t *out, struct qp_err **err);
  * Used for driver ("drivers") and iommu_group ("iommu_groups") links. */
 int qp_parse_link_name(const char *target, const char *dir, char **name, struct qp_err **err);
 
-/* The per-node meminfo file: lines "Node N Key: value kB". Returns MemTotal and MemFree. */
+/* The per-node meminfo file: lines "Node N Key: value kB". Returns MemTotal, MemFree,
+ * and what the kernel can reclaim for a new allocation: the page cache (Active(file),
+ * Inactive(file)) and the reclaimable slab (SReclaimable); 0 where those lines lack. */
 int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uint64_t *free_kb,
-			  struct qp_err **err);
+			  uint64_t *reclaim_kb, struct qp_err **err);
 
 /* /proc/modules: one module a line, "name size refs deps state addr". Returns the names
  * as a NULL-terminated array. */

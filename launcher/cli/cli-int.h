@@ -47,6 +47,10 @@ void qp_cli_host_warnings(const struct qp_host *h);
 /* flags, with what a profile's "gpus" needs read of the host (p may be NULL). */
 unsigned qp_cli_host_flags(const struct qp_profile *p, unsigned flags);
 
+/* What the planner needs beyond the host's sysfs for profile p: QEMU's version when the
+ * VM preallocates (thread-context). */
+void qp_cli_plan_inputs(const struct qp_profile *p, struct qp_host *h);
+
 /* The host with names, for the commands that read nothing else under the root. */
 int qp_cli_load_host(const struct globals *g, const struct qp_pci_sel *sel, size_t n_sel,
 		     struct qp_host *h);

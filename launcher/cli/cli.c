@@ -15,6 +15,7 @@
 #include "base/util.h"
 #include "cli/cli-int.h"
 #include "core/pool.h"
+#include "probe/checkprobe.h"
 #include "probe/hostload.h"
 #include "run/ledger.h"
 #include "qp-config.h"
@@ -81,6 +82,12 @@ void qp_cli_host_warnings(const struct qp_host *h)
 {
 	for (char **w = h->warnings; w && *w; w++)
 		fprintf(stderr, "qpass: warning: %s\n", *w);
+}
+
+void qp_cli_plan_inputs(const struct qp_profile *p, struct qp_host *h)
+{
+	if (p->prealloc && !h->qemu_version)
+		h->qemu_version = qp_probe_qemu_version(p->qemu);
 }
 
 /* Opens the system root and reads the host under it (flags, sel: qp_host_load_ex's),

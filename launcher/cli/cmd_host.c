@@ -106,6 +106,7 @@ static int run_check(const struct globals *g, const char *profile, const char *d
 	if (profile) {
 		struct qp_ledger ledger;
 		qp_cli_read_ledger(&ledger);
+		qp_cli_plan_inputs(&p, &h);
 		qp_check_target_profile(&p, &h, &ledger, &t);
 		qp_ledger_free(&ledger);
 	} else if (device && qp_check_target_device(device, &h, &t, &err) < 0) {

@@ -103,6 +103,7 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 	struct qp_ledger ledger;
 	qp_cli_read_ledger(&ledger);
 	qp_root_close(&root);
+	qp_cli_plan_inputs(&p, &h);
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_plan plan;
 	rc = QP_EXIT_OK;
@@ -147,6 +148,7 @@ static int plan_under_lock(const struct globals *g, const struct qp_profile *p,
 			    "\"name\"", p->name);
 	} else if (qp_host_load_ex(root, qp_cli_host_flags(p, 0), sel, n_sel, h, err) == 0) {
 		qp_cli_host_warnings(h);
+		qp_cli_plan_inputs(p, h);
 		rc = qp_plan_make_with(p, h, &ledger, plan, err);
 		if (rc < 0)
 			qp_host_free(h);

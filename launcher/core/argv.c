@@ -137,12 +137,27 @@ static void add_memory(struct argv *a, const struct qp_plan *plan)
 	const struct qp_profile *p = plan->profile;
 	addf(a, "-m");
 	addf(a, "%llu", (unsigned long long)p->memory_mib);
+	if (plan->thread_context) {
+		/* Created before QEMU's sandbox, which forbids setting affinity later. */
+		json_object *tc = json_object_new_object();
+		set_str(tc, "qom-type", "thread-context");
+		set_str(tc, "id", "tc-prealloc");
+		json_object *cpus = json_object_new_array();
+		for (size_t i = 0; i < plan->prealloc_cpus.n; i++)
+			json_object_array_add(cpus, json_object_new_int(plan->prealloc_cpus.cpu[i]));
+		json_object_object_add(tc, "cpu-affinity", cpus);
+		add_json(a, "-object", tc);
+	}
 	json_object *o = json_object_new_object();
 	set_str(o, "qom-type", p->hugepage_kb ? "memory-backend-file" : "memory-backend-ram");
 	set_str(o, "id", "pc.ram");
-	if (p->hugepage_kb) {
+	if (p->hugepage_kb)
 		set_str(o, "mem-path", p->hugepage_path);
+	if (plan->prealloc) {
 		set_bool(o, "prealloc", true);
+		set_int(o, "prealloc-threads", plan->prealloc_threads);
+		if (plan->thread_context)
+			set_str(o, "prealloc-context", "tc-prealloc");
 	}
 	set_int(o, "size", (int64_t)(p->memory_mib << 20));
 	if (plan->n_memory_nodes) {

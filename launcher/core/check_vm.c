@@ -277,10 +277,12 @@ void qp_check_node(const struct qp_host *h, const struct qp_check_target *t,
 				 " MiB bound to this node", total_mib, p->memory_mib),
 		    qp_xasprintf("lower \"memory\" in %s", p->file));
 	} else if (p->memory_mib > free_mib && !p->hugepage_kb) {
-		row(r, "node", subject, QP_CHECK_WARN, "NUMA node",
-		    qp_xasprintf("%" PRIu64 " MiB free; the VM asks for %" PRIu64 " MiB (the "
-				 "kernel may reclaim caches, or the VM may fail to start)",
-				 free_mib, p->memory_mib),
+		uint64_t reclaim_mib = nd->mem_reclaim_kb / 1024;
+		bool enough = free_mib + reclaim_mib >= p->memory_mib;
+		row(r, "node", subject, enough ? QP_CHECK_WARN : QP_CHECK_FAIL, "NUMA node",
+		    qp_xasprintf("%" PRIu64 " MiB free and %" PRIu64 " MiB the kernel can reclaim; "
+				 "the VM asks for %" PRIu64 " MiB%s", free_mib, reclaim_mib,
+				 p->memory_mib, enough ? " (the kernel reclaims first)" : ""),
 		    qp_xstrdup("free memory on the node (stop what uses it; echo 3 > "
 			       "/proc/sys/vm/drop_caches drops the page cache), or lower "
 			       "\"memory\""));

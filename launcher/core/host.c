@@ -66,6 +66,7 @@ static void free_pci_dev(struct qp_pci_dev *d)
 void qp_host_free(struct qp_host *h)
 {
 	free(h->root);
+	free(h->qemu_version);
 	for (size_t i = 0; i < h->n_devs; i++)
 		free_pci_dev(&h->devs[i]);
 	free(h->devs);

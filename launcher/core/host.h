@@ -64,6 +64,7 @@ struct qp_numa_node {
 	int id;
 	struct qp_cpulist cpus;
 	uint64_t mem_total_kb, mem_free_kb;
+	uint64_t mem_reclaim_kb;         /* page cache and reclaimable slab */
 	struct qp_hugepages *hugepages;  /* sorted by size */
 	size_t n_hugepages;
 	int *distance;                   /* to every node of the host, in host order */
@@ -120,6 +121,8 @@ struct qp_host {
 	int *vfio_groups;               /* the /dev/vfio/N nodes, sorted */
 	size_t n_vfio_groups;
 	char **warnings;                /* things worth saying that are not errors */
+	char *qemu_version;             /* the profile's QEMU ("7.2.22") where the plan
+					 * needs it (prealloc), else NULL: unknown */
 };
 
 void qp_host_free(struct qp_host *host);

@@ -281,60 +281,109 @@ int qp_plan_place_cpus(const struct qp_profile *p, const struct qp_host *h,
 	return rc;
 }
 
+/* Whether node nd holds mib more MiB for this VM, beside what the VMs still starting
+ * reserved and have not touched yet: hugepages must be free; other memory free or
+ * reclaimable (the page cache, reclaimable slab), with a warning when the kernel must
+ * reclaim first. */
+static int node_memory(const struct qp_profile *p, const struct qp_numa_node *nd, uint64_t mib,
+		       const struct qp_ledger *l, struct qp_plan *plan, struct qp_err **err)
+{
+	if (p->hugepage_kb) {
+		const struct qp_hugepages *hp = qp_node_hugepages(nd, p->hugepage_kb);
+		uint64_t free_pages = hp ? hp->free : 0, need = mib * 1024 / p->hugepage_kb;
+		uint64_t others = qp_ledger_untouched_hugepages(l, nd->id, p->hugepage_kb);
+		free_pages = free_pages > others ? free_pages - others : 0;
+		if (free_pages >= need)
+			return 0;
+		const char *size = p->hugepage_kb == 2048 ? "2M" : "1G";
+		char starting[96] = "";
+		if (others)
+			snprintf(starting, sizeof(starting), " (%llu more are the starting VMs')",
+				 (unsigned long long)others);
+		qp_err_set(err, 0, "%s: NUMA node %d has %llu free %s hugepages%s; %llu MiB needs "
+			   "%llu", p->file, nd->id, (unsigned long long)free_pages, size, starting,
+			   (unsigned long long)mib, (unsigned long long)need);
+		return qp_err_hint(err, "reserve them: echo %llu > /sys/devices/system/node/node%d/"
+				   "hugepages/hugepages-%llukB/nr_hugepages",
+				   (unsigned long long)need, nd->id,
+				   (unsigned long long)p->hugepage_kb);
+	}
+	struct qp_numa_node left = *nd;
+	uint64_t others = qp_ledger_untouched_mib(l, nd->id) * 1024;
+	uint64_t avail = nd->mem_free_kb + nd->mem_reclaim_kb;
+	left.mem_reclaim_kb = avail > others ? avail - others : 0;
+	left.mem_free_kb = nd->mem_free_kb > others ? nd->mem_free_kb - others : 0;
+	if (left.mem_reclaim_kb > left.mem_free_kb)
+		left.mem_reclaim_kb -= left.mem_free_kb;
+	else
+		left.mem_reclaim_kb = 0;
+	char *msg = qp_plan_memory_note(&left, mib);
+	if (msg && others)
+		note(plan, qp_xasprintf("the VMs that run have reserved %llu MiB of NUMA node %d "
+					"that they have not touched yet",
+					(unsigned long long)(others / 1024), nd->id));
+	if (!msg)
+		return 0;
+	if ((left.mem_free_kb + left.mem_reclaim_kb) / 1024 >= mib) {
+		warn(plan, msg);
+		return 0;
+	}
+	qp_err_set(err, 0, "%s: %s", p->file, msg);
+	free(msg);
+	return qp_err_hint(err, "lower \"memory\", stop what uses node %d (numastat -m shows "
+			   "it), or put the VM on another node with \"numa\"", nd->id);
+}
+
+/* Preallocation: every page before the guest runs, by threads on the VM's own CPUs
+ * (idle until then), created in a thread-context where QEMU has it (7.2). */
+static void plan_prealloc(const struct qp_profile *p, const struct qp_host *h,
+			  struct qp_plan *plan)
+{
+	if (!p->prealloc)
+		return;
+	plan->prealloc = true;
+	for (size_t v = 0; v < plan->n_vcpus; v++)
+		qp_cpulist_add(&plan->prealloc_cpus, plan->vcpu_pins[v]);
+	for (size_t i = 0; i < plan->emulator_cpus.n; i++)
+		qp_cpulist_add(&plan->prealloc_cpus, plan->emulator_cpus.cpu[i]);
+	size_t n = plan->prealloc_cpus.n;
+	plan->prealloc_threads = p->prealloc_threads ? p->prealloc_threads
+						      : (int)(n > 16 ? 16 : n ? n : 1);
+	int major = 0, minor = 0;
+	if (h->qemu_version && sscanf(h->qemu_version, "%d.%d", &major, &minor) == 2)
+		plan->thread_context = major > 7 || (major == 7 && minor >= 2);
+	qp_autofree char *cpus = qp_cpulist_fmt(&plan->prealloc_cpus);
+	if (plan->thread_context)
+		note(plan, qp_xasprintf("guest RAM preallocated by %d threads on CPUs %s (the "
+					"VM's own, idle until it runs)", plan->prealloc_threads,
+					cpus));
+	else
+		note(plan, qp_xasprintf("guest RAM preallocated by %d threads; QEMU %s has no "
+					"thread-context (7.2+), so they run where QEMU starts",
+					plan->prealloc_threads,
+					h->qemu_version ? h->qemu_version : "of unknown version"));
+}
+
 int qp_plan_place_memory(const struct qp_profile *p, const struct qp_host *h,
 			const struct qp_ledger *l, struct qp_plan *plan, struct qp_err **err)
 {
 	plan->memlock_bytes = (p->memory_mib << 20) + ((uint64_t)plan->n_devs << 30);
+	plan_prealloc(p, h, plan);
 	if (plan->numa_node < 0)
 		return 0;
 	plan->memory_nodes = qp_xcalloc(1, sizeof(int));
 	plan->memory_nodes[0] = plan->numa_node;
 	plan->n_memory_nodes = 1;
-	const struct qp_numa_node *nd = qp_host_node(h, plan->numa_node);
-	if (p->hugepage_kb) {
-		uint64_t want_kb = p->memory_mib * 1024;
-		const struct qp_hugepages *hp = qp_node_hugepages(nd, p->hugepage_kb);
-		uint64_t free_pages = hp ? hp->free : 0;
-		uint64_t need = want_kb / p->hugepage_kb;
-		uint64_t others = qp_ledger_untouched_hugepages(l, nd->id, p->hugepage_kb);
-		free_pages = free_pages > others ? free_pages - others : 0;
-		if (free_pages < need) {
-			const char *size = p->hugepage_kb == 2048 ? "2M" : "1G";
-			char starting[96] = "";
-			if (others)
-				snprintf(starting, sizeof(starting), " (%llu more are the starting VMs')",
-					 (unsigned long long)others);
-			qp_err_set(err, 0, "%s: NUMA node %d has %llu free %s hugepages%s; %llu MiB "
-				   "needs %llu", p->file, nd->id, (unsigned long long)free_pages,
-				   size, starting, (unsigned long long)p->memory_mib,
-				   (unsigned long long)need);
-			return qp_err_hint(err, "reserve them: echo %llu > /sys/devices/system/node/"
-					   "node%d/hugepages/hugepages-%llukB/nr_hugepages",
-					   (unsigned long long)need, nd->id,
-					   (unsigned long long)p->hugepage_kb);
-		}
-	} else {
-		struct qp_numa_node left = *nd;
-		uint64_t others = qp_ledger_untouched_mib(l, nd->id) * 1024;
-		left.mem_free_kb = nd->mem_free_kb > others ? nd->mem_free_kb - others : 0;
-		char *msg = qp_plan_memory_note(&left, p->memory_mib);
-		if (msg && others)
-			note(plan, qp_xasprintf("the VMs that run have reserved %llu MiB of NUMA node "
-						"%d that they have not touched yet",
-						(unsigned long long)(others / 1024), nd->id));
-		if (msg)
-			warn(plan, msg);
-	}
-	return 0;
+	return node_memory(p, qp_host_node(h, plan->numa_node), p->memory_mib, l, plan, err);
 }
 
 char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib)
 {
 	if (nd->mem_free_kb >= memory_mib * 1024)
 		return NULL;
-	return qp_xasprintf("NUMA node %d has %llu MiB free; the VM asks for %llu MiB (the "
-			    "kernel may reclaim caches, or the VM may fail to start)", nd->id,
+	return qp_xasprintf("NUMA node %d has %llu MiB free and %llu MiB the kernel can "
+			    "reclaim (page cache, slab); the VM asks for %llu MiB", nd->id,
 			    (unsigned long long)(nd->mem_free_kb / 1024),
+			    (unsigned long long)(nd->mem_reclaim_kb / 1024),
 			    (unsigned long long)memory_mib);
 }
-

@@ -359,6 +359,7 @@ void qp_plan_free(struct qp_plan *plan)
 	free(plan->groups);
 	free(plan->vcpu_pins);
 	qp_cpulist_free(&plan->emulator_cpus);
+	qp_cpulist_free(&plan->prealloc_cpus);
 	free(plan->memory_nodes);
 	free(plan->taps);
 	free(plan->ovmf_vars);

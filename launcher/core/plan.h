@@ -54,6 +54,10 @@ struct qp_plan {
 	int *memory_nodes;
 	size_t n_memory_nodes;
 	uint64_t memlock_bytes;  /* RAM + 1 GiB per VFIO device (libvirt's rule) */
+	bool prealloc;           /* every page allocated before the guest runs */
+	int prealloc_threads;
+	struct qp_cpulist prealloc_cpus;  /* where they run: the VM's CPUs */
+	bool thread_context;     /* QEMU has thread-context: they are created there */
 	bool tcg;                /* the accelerator chosen */
 	struct qp_plan_tap *taps;
 	size_t n_taps;
@@ -99,7 +103,8 @@ int qp_plan_check_groups(const char *file, const struct qp_host *h, const int *g
 			 size_t n_groups, const struct qp_pci_addr *vm, size_t n_vm,
 			 struct qp_err **err);
 
-/* The warning when node nd has less free memory than the VM asks for, or NULL. */
+/* The warning when node nd has less free memory than the VM asks for (saying how much
+ * the kernel can reclaim), or NULL. */
 char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib);
 
 /* "pci.0:06.0": where a device sits in the guest. Caller frees. */

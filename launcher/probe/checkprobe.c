@@ -196,6 +196,20 @@ static void probe_qemu(const struct qp_check_target *t, struct qp_check_facts *f
 	f->qemu_vfio = strstr(out, "name \"vfio-pci\"") != NULL;
 }
 
+char *qp_probe_qemu_version(const char *qemu)
+{
+	qp_autofree char *path = find_in_path(qemu);
+	if (!path)
+		return NULL;
+	char a_version[] = "-version";
+	char *argv[] = { path, a_version, NULL };
+	qp_autofree char *out = NULL;
+	qp_autoerr struct qp_err *err = NULL;
+	if (run_capture(argv, 10000, &out, &err) < 0)
+		return NULL;
+	return qp_check_parse_qemu_version(out);
+}
+
 static int open_errno(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -19,4 +19,8 @@ int qp_check_parse_interrupts(const char *text);
 /* "7.2.19" from "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)". */
 char *qp_check_parse_qemu_version(const char *text);
 
+/* What `qemu -version` says of the binary named qemu (found in PATH), "7.2.22"; NULL
+ * when it cannot be run or says nothing. Caller frees. */
+char *qp_probe_qemu_version(const char *qemu);
+
 #endif

@@ -128,7 +128,8 @@ int qp_hostload_nodes(const struct qp_root *r, struct qp_host *h, struct qp_err 
 		qp_autofree char *mi = NULL;
 		if ((rc = qp_root_read(r, rel, &mi, NULL, err)) < 0)
 			break;
-		rc = qp_parse_node_meminfo(mi, nd->id, &nd->mem_total_kb, &nd->mem_free_kb, err);
+		rc = qp_parse_node_meminfo(mi, nd->id, &nd->mem_total_kb, &nd->mem_free_kb,
+					   &nd->mem_reclaim_kb, err);
 		if (rc < 0) {
 			qp_sysread_name_file(r, rel, err);
 			break;

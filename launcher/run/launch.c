@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,76 @@ bool qp_up_forward_output(struct vm *vm)
 	return true;
 }
 
+/* The guest RAM QEMU has allocated so far, in bytes, and on the VM's node. */
+static uint64_t ram_allocated(struct vm *vm, uint64_t *on_node)
+{
+	struct qp_measured m;
+	memset(&m, 0, sizeof(m));
+	qp_up_measure_memory(vm, &m);
+	uint64_t all = 0;
+	*on_node = 0;
+	for (size_t n = 0; m.has_memory && n < m.n_pages; n++) {
+		all += m.pages[n] * m.page_kb << 10;
+		if ((int)n == vm->plan->numa_node)
+			*on_node += m.pages[n] * m.page_kb << 10;
+	}
+	qp_measured_free(&m);
+	return all;
+}
+
+static double gib(uint64_t bytes)
+{
+	return (double)bytes / (1 << 30);
+}
+
+/* ", 1.5 GiB on node 0", or nothing without a NUMA binding. */
+static const char *on_node(const struct vm *vm, uint64_t bytes, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (vm->plan->numa_node >= 0)
+		snprintf(buf, size, ", %.1f GiB on node %d", gib(bytes), vm->plan->numa_node);
+	return buf;
+}
+
+/* QEMU says nothing while it preallocates guest RAM (seconds per 100 GiB), and greets on
+ * QMP only after: until then, say each second how much is there. It may take as long as
+ * the allocation grows; a signal (qpass asked to stop) ends the wait. */
+static int wait_prealloc(struct vm *vm, int fd, struct qp_err **err)
+{
+	uint64_t want = vm->p->memory_mib << 20, last = 0, node_b = 0;
+	char where[64];
+	int64_t start = qp_now_ms(), moved = start;
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+					 { .fd = vm->sig_fd, .events = POLLIN } };
+		int n = poll(pfd, vm->sig_fd >= 0 ? 2 : 1, 1000);
+		if (n < 0 && errno != EINTR)
+			return qp_err_set(err, errno, "poll");
+		if (n > 0 && pfd[0].revents)
+			break;  /* the greeting, or QEMU gone: qp_qmp_open says which */
+		if (n > 0 && pfd[1].revents)
+			return qp_err_set(err, 0, "asked to stop while QEMU allocated the guest RAM");
+		uint64_t now = ram_allocated(vm, &node_b);
+		int64_t t = qp_now_ms();
+		if (now != last)
+			moved = t;
+		else if (t - moved > QMP_TIMEOUT_MS)
+			return qp_err_set(err, 0, "QEMU allocated nothing more of the guest RAM in "
+					  "%d s (%.1f of %.1f GiB)", QMP_TIMEOUT_MS / 1000,
+					  gib(now), gib(want));
+		last = now;
+		qp_say(vm->p->name, "allocating guest RAM: %.1f of %.1f GiB (%.0f %%)%s, %.0f s",
+		       gib(now), gib(want), 100.0 * (double)now / (double)want,
+		       on_node(vm, node_b, where, sizeof(where)), (double)(t - start) / 1000);
+	}
+	uint64_t all = ram_allocated(vm, &node_b);
+	if (all)
+		qp_say(vm->p->name, "guest RAM preallocated: %.1f GiB%s, by %d threads in %.1f s",
+		       gib(all), on_node(vm, node_b, where, sizeof(where)),
+		       vm->plan->prealloc_threads, (double)(qp_now_ms() - start) / 1000);
+	return 0;
+}
+
 int qp_up_connect_qmp(struct vm *vm, struct qp_err **err)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -210,6 +281,10 @@ int qp_up_connect_qmp(struct vm *vm, struct qp_err **err)
 		int e = errno;
 		close(fd);
 		return qp_err_set(err, e, "cannot connect to QEMU's QMP socket %s", vm->qmp_path);
+	}
+	if (vm->plan->prealloc && wait_prealloc(vm, fd, err) < 0) {
+		close(fd);
+		return -1;
 	}
 	if (qp_qmp_open(fd, QMP_TIMEOUT_MS, &vm->qmp, err) < 0)
 		return -1;

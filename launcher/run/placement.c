@@ -240,7 +240,7 @@ static void measure_thread(struct vm *vm, const char *task, struct qp_thread *t)
 }
 
 /* The guest RAM: the one mapping of the memory backend's size, its pages per node. */
-static void measure_memory(struct vm *vm, struct qp_measured *m)
+void qp_up_measure_memory(struct vm *vm, struct qp_measured *m)
 {
 	uint64_t size = vm->p->memory_mib << 20;
 	qp_autofree char *maps_rel = qp_xasprintf("proc/%d/maps", (int)vm->qemu);
@@ -280,6 +280,6 @@ void qp_up_measure(struct vm *vm, struct qp_measured *m)
 	}
 	qp_err_free(err);
 	qp_strv_free(tasks);
-	measure_memory(vm, m);
+	qp_up_measure_memory(vm, m);
 	read_irqs(vm, &m->irqs, &m->n_irqs);
 }

@@ -70,6 +70,8 @@ int qp_up_check_pin(const struct vm *vm, const struct qp_ledger *l, int vcpu,
 int qp_up_repin(struct vm *vm, int vcpu, const struct qp_cpulist *cpus, struct qp_err **err);
 void qp_up_place_irqs(struct vm *vm);
 void qp_up_measure(struct vm *vm, struct qp_measured *out);
+/* Only the guest RAM's pages per node (out's other parts stay empty). */
+void qp_up_measure_memory(struct vm *vm, struct qp_measured *out);
 
 /* up.c: state.json and the lease, rewritten after a change of placement. */
 void qp_up_write_state(struct vm *vm);

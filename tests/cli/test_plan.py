@@ -96,6 +96,35 @@ def test_failures_say_what_and_how():
     failing("seed", '{"name": "t", "memory": "4G" "vcpus": 2}', ":1:30: not valid JSON")
 
 
+def test_memory_on_the_node():
+    """A node that cannot hold the guest RAM, even after reclaiming its caches, is refused
+    with what it has; preallocation runs on the VM's own CPUs, in a thread-context."""
+    big = '{"name": "t", "memory": "100G", "vcpus": 2, "passthrough": ["85:00"]}'
+    failing("seed", big, "NUMA node 1 has 68 MiB free and 90065 MiB the kernel can reclaim", "the VM asks for 102400 MiB",
+            'fix: lower "memory", stop what uses node 1')
+    failing("seed", BASE % (2, '"hugepages": "2M", "prealloc": false'),
+            "prealloc: hugepages are always preallocated")
+    failing("seed", BASE % (2, '"prealloc_threads": 4'),
+            'prealloc_threads: only with "prealloc": true')
+    failing("seed", BASE % (2, '"prealloc": true, "prealloc_threads": 0'), "prealloc_threads")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write('{"name": "t", "memory": "64G", "vcpus": 4, "passthrough": ["85:00"], '
+                '"prealloc": true}')
+    try:
+        p = run("plan", f.name, "--json", sysroot=fixture("seed"))
+    finally:
+        os.unlink(f.name)
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)
+    cpus = sorted(plan["vcpu_pins"] + plan["emulator_cpus"])
+    objs = [json.loads(plan["argv"][i + 1]) for i, a in enumerate(plan["argv"])
+            if a == "-object"]
+    tc, ram = objs[0], objs[1]
+    assert tc == {"qom-type": "thread-context", "id": "tc-prealloc", "cpu-affinity": cpus}, tc
+    assert ram["prealloc"] is True and ram["prealloc-threads"] == len(cpus), ram
+    assert ram["prealloc-context"] == "tc-prealloc" and ram["host-nodes"] == [1], ram
+
+
 def test_usage():
     p = run("plan")
     assert p.returncode == 2 and "which profile" in p.stderr
@@ -109,4 +138,4 @@ def test_usage():
 
 if __name__ == "__main__":
     sys.exit(main([test_golden_plans, test_seed_plan_json, test_text_is_pastable,
-                   test_failures_say_what_and_how, test_usage]))
+                   test_failures_say_what_and_how, test_memory_on_the_node, test_usage]))

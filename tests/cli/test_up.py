@@ -4,6 +4,7 @@ paths (ACPI poweroff, reboot, panic) need the tiny test guest: not here yet."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qptest import QPASS, SKIP, SOURCE, Up, allowed, expand, fixture, main, run  # noqa: E402,E501
+from qptest import QPASS, SKIP, SOURCE, UP_PROFILE, Up, allowed, expand, fixture, main, run  # noqa: E402,E501
 
 def test_up_places_and_stops_on_sigterm():
     with tempfile.TemporaryDirectory() as tmp:
@@ -337,6 +338,32 @@ def test_placement_measured_and_pinned_live():
         assert "vCPU 0 pinned to CPU 1" in err, err
 
 
+def test_prealloc_shows_progress_and_lands_on_node():
+    """With "prealloc", QEMU allocates every page before it greets on QMP; qpass says how
+    far it is while it waits, and the whole RAM is resident on the node when it runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        text = UP_PROFILE % ("pre", 1, ', "machine": "pc", "memory": "1536M", '
+                             '"prealloc": true, "prealloc_threads": 2')
+        text = text.replace('"memory": "128M", ', "")
+        vm = Up(tmp, name="pre", text=text)
+        vm.state()
+        err = vm.stderr()
+        p = run("status", "pre", "--json", env={"QPASS_RUNDIR": vm.rundir})
+        vm.proc.send_signal(signal.SIGTERM)
+        rc, _ = vm.finish()
+        assert rc == 0, err
+        assert re.search(r"pre: guest RAM preallocated: 1\.5 GiB(, 1\.5 GiB on node \d+)?, "
+                         r"by 2 threads in [0-9.]+ s", err), err
+        for line in re.findall(r"allocating guest RAM: .*", err):
+            assert re.fullmatch(r"allocating guest RAM: [0-9.]+ of 1\.5 GiB \(\d+ %\)"
+                                r"(, [0-9.]+ GiB on node \d+)?, \d+ s", line), line
+        mem = json.loads(p.stdout)["placement"]["memory"]
+        resident = sum(mem["pages"].values()) * mem["page_kb"] * 1024
+        assert resident >= 1536 << 20, mem
+        if mem["node"] is not None and mem["node"] >= 0:
+            assert mem["elsewhere"] == 0 and mem["on_node"] * mem["page_kb"] >= 1536 << 10
+
+
 if __name__ == "__main__":
     if not shutil.which("qemu-system-x86_64"):
         print("QEMU is missing: apt-get install qemu-system-x86 (tools/dev deps does)")
@@ -345,4 +372,5 @@ if __name__ == "__main__":
                    test_one_vm_per_name, test_status_qmp_down, test_down_force,
                    test_run_as_drops_root, test_qpass_killed_takes_qemu_along,
                    test_ovmf_vars_per_vm, test_bridge_network_tap,
-                   test_refusals, test_placement_measured_and_pinned_live]))
+                   test_refusals, test_placement_measured_and_pinned_live,
+                   test_prealloc_shows_progress_and_lands_on_node]))

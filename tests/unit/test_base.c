@@ -251,17 +251,21 @@ static void node_meminfo(void **state)
 {
 	const char *mi = "Node 1 MemTotal:       134217728 kB\n"
 			 "Node 1 MemFree:            69632 kB\n"
+			 "Node 1 Active(file):       1000 kB\n"
+			 "Node 1 Inactive(file):      200 kB\n"
+			 "Node 1 SReclaimable:         30 kB\n"
 			 "Node 1 HugePages_Total:     0\n";
-	uint64_t t, f;
-	EXPECT_OK(qp_parse_node_meminfo(mi, 1, &t, &f, err));
+	uint64_t t, f, rk;
+	EXPECT_OK(qp_parse_node_meminfo(mi, 1, &t, &f, &rk, err));
 	assert_true(t == 134217728);
 	assert_true(f == 69632);
-	EXPECT_ERR(qp_parse_node_meminfo(mi, 0, &t, &f, err), "line 1");
-	EXPECT_ERR(qp_parse_node_meminfo("Node 0 MemTotal: 10 kB\n", 0, &t, &f, err),
+	assert_true(rk == 1230);
+	EXPECT_ERR(qp_parse_node_meminfo(mi, 0, &t, &f, &rk, err), "line 1");
+	EXPECT_ERR(qp_parse_node_meminfo("Node 0 MemTotal: 10 kB\n", 0, &t, &f, &rk, err),
 		   "no MemFree");
 	EXPECT_ERR(qp_parse_node_meminfo("Node 0 MemTotal: x kB\nNode 0 MemFree: 1 kB\n", 0, &t,
-					 &f, err), "malformed value");
-	EXPECT_ERR(qp_parse_node_meminfo("garbage\n", 0, &t, &f, err), "expected 'Node 0");
+					 &f, &rk, err), "malformed value");
+	EXPECT_ERR(qp_parse_node_meminfo("garbage\n", 0, &t, &f, &rk, err), "expected 'Node 0");
 }
 
 static void proc_modules(void **state)
