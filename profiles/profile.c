@@ -124,9 +124,13 @@ static int read_numa(struct qp_keys *c, json_object *root, struct qp_profile *p)
 		return 0;
 	if (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "auto"))
 		return 0;
+	if (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "span")) {
+		p->numa = QP_NUMA_SPAN;
+		return 0;
+	}
 	if (json_object_is_type(v, json_type_int))
 		return qp_key_int_value(c, v, "numa", 0, 65535, &p->numa);
-	return qp_key_fail(c, "numa", "expected \"auto\" or a node number, got %s",
+	return qp_key_fail(c, "numa", "expected \"auto\", \"span\" or a node number, got %s",
 			   qp_key_type_name(v));
 }
 

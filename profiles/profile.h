@@ -25,6 +25,9 @@ enum qp_cache { QP_CACHE_NONE, QP_CACHE_WRITEBACK, QP_CACHE_WRITETHROUGH,
 		QP_CACHE_DIRECTSYNC, QP_CACHE_UNSAFE };
 enum qp_aio { QP_AIO_THREADS, QP_AIO_NATIVE, QP_AIO_IO_URING };
 /* Where the passed devices' host interrupts (their vfio vectors) go once the guest runs. */
+/* "numa": "span": one guest NUMA node per host node of the VM's devices. */
+#define QP_NUMA_SPAN (-2)
+
 enum qp_irq_cpus { QP_IRQ_EMULATOR, QP_IRQ_VCPUS, QP_IRQ_LEAVE };
 
 struct qp_passthrough {
@@ -74,7 +77,7 @@ struct qp_profile {
 	struct qp_passthrough *pt;
 	size_t n_pt;
 	struct qp_gpu_request gpus;
-	int numa;             /* -1: auto */
+	int numa;             /* -1: auto; QP_NUMA_SPAN: the nodes of its devices */
 	enum qp_machine machine;
 	enum qp_firmware firmware;
 	char *ovmf_code, *ovmf_vars;

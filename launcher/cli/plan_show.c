@@ -51,7 +51,14 @@ char *qp_plan_text(const struct qp_plan *plan)
 		qp_buf_addc(&b, '\n');
 	}
 	qp_buf_add(&b, "Placement\n");
-	if (plan->numa_node >= 0)
+	if (plan->span) {
+		size_t k = plan->n_memory_nodes, per = plan->n_vcpus / k;
+		qp_autofree char *share = fmt_mib(p->memory_mib / k);
+		for (size_t g = 0; g < k; g++)
+			qp_buf_addf(&b, "  guest node %zu: host node %d, vCPUs %zu-%zu, %s%s, GPUs "
+				    "behind pxb.node%zu\n", g, plan->memory_nodes[g], g * per,
+				    g * per + per - 1, share, p->hugepage_kb ? " hugepages" : "", g);
+	} else if (plan->numa_node >= 0)
 		qp_buf_addf(&b, "  NUMA node %d: memory bound to it%s\n", plan->numa_node,
 			    p->hugepage_kb ? ", on hugepages" : "");
 	else

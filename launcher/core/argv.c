@@ -132,42 +132,95 @@ static void add_cpu(struct argv *a, const struct qp_plan *plan)
 	add(a, cpu);
 }
 
-static void add_memory(struct argv *a, const struct qp_plan *plan)
+/* The threads that preallocate, created in a context on cpus. Before QEMU's sandbox,
+ * which forbids setting affinity later. */
+static void add_thread_context(struct argv *a, const char *id, const struct qp_cpulist *cpus)
+{
+	json_object *tc = json_object_new_object();
+	set_str(tc, "qom-type", "thread-context");
+	set_str(tc, "id", id);
+	json_object *list = json_object_new_array();
+	for (size_t i = 0; i < cpus->n; i++)
+		json_object_array_add(list, json_object_new_int(cpus->cpu[i]));
+	json_object_object_add(tc, "cpu-affinity", list);
+	add_json(a, "-object", tc);
+}
+
+/* A memory backend of mib MiB, bound to plan->memory_nodes[g] (g -1: unbound), its
+ * preallocation in thread-context tc (NULL: none). */
+static void add_backend(struct argv *a, const struct qp_plan *plan, const char *id,
+			uint64_t mib, int g, const char *tc)
 {
 	const struct qp_profile *p = plan->profile;
-	addf(a, "-m");
-	addf(a, "%llu", (unsigned long long)p->memory_mib);
-	if (plan->thread_context) {
-		/* Created before QEMU's sandbox, which forbids setting affinity later. */
-		json_object *tc = json_object_new_object();
-		set_str(tc, "qom-type", "thread-context");
-		set_str(tc, "id", "tc-prealloc");
-		json_object *cpus = json_object_new_array();
-		for (size_t i = 0; i < plan->prealloc_cpus.n; i++)
-			json_object_array_add(cpus, json_object_new_int(plan->prealloc_cpus.cpu[i]));
-		json_object_object_add(tc, "cpu-affinity", cpus);
-		add_json(a, "-object", tc);
-	}
 	json_object *o = json_object_new_object();
 	set_str(o, "qom-type", p->hugepage_kb ? "memory-backend-file" : "memory-backend-ram");
-	set_str(o, "id", "pc.ram");
+	set_str(o, "id", id);
 	if (p->hugepage_kb)
 		set_str(o, "mem-path", p->hugepage_path);
 	if (plan->prealloc) {
 		set_bool(o, "prealloc", true);
 		set_int(o, "prealloc-threads", plan->prealloc_threads);
-		if (plan->thread_context)
-			set_str(o, "prealloc-context", "tc-prealloc");
+		if (tc)
+			set_str(o, "prealloc-context", tc);
 	}
-	set_int(o, "size", (int64_t)(p->memory_mib << 20));
-	if (plan->n_memory_nodes) {
+	set_int(o, "size", (int64_t)(mib << 20));
+	if (g >= 0) {
 		json_object *nodes = json_object_new_array();
-		for (size_t i = 0; i < plan->n_memory_nodes; i++)
-			json_object_array_add(nodes, json_object_new_int(plan->memory_nodes[i]));
+		json_object_array_add(nodes, json_object_new_int(plan->memory_nodes[g]));
 		json_object_object_add(o, "host-nodes", nodes);
 		set_str(o, "policy", "bind");
 	}
 	add_json(a, "-object", o);
+}
+
+static void add_memory(struct argv *a, const struct qp_plan *plan, const struct qp_host *h)
+{
+	const struct qp_profile *p = plan->profile;
+	addf(a, "-m");
+	addf(a, "%llu", (unsigned long long)p->memory_mib);
+	if (plan->thread_context && !plan->span)
+		add_thread_context(a, "tc-prealloc", &plan->prealloc_cpus);
+	if (!plan->span) {
+		add_backend(a, plan, "pc.ram", p->memory_mib, plan->n_memory_nodes ? 0 : -1,
+			    plan->thread_context ? "tc-prealloc" : NULL);
+		return;
+	}
+	/* Across nodes: a guest node per host node, its share of RAM bound there, its
+	 * vCPUs, and the host's distances between them. */
+	size_t k = plan->n_memory_nodes;
+	for (size_t g = 0; g < k; g++) {
+		qp_autofree char *id = qp_xasprintf("ram-node%zu", g);
+		qp_autofree char *tc = qp_xasprintf("tc-node%zu", g);
+		size_t per = plan->n_vcpus / k;
+		if (plan->thread_context) {
+			/* Each node's share by threads on that node's CPUs of the VM. */
+			struct qp_cpulist cpus = { 0 };
+			for (size_t v = g * per; v < g * per + per; v++)
+				qp_cpulist_add(&cpus, plan->vcpu_pins[v]);
+			for (size_t i = 0; g == 0 && i < plan->emulator_cpus.n; i++)
+				qp_cpulist_add(&cpus, plan->emulator_cpus.cpu[i]);
+			add_thread_context(a, tc, &cpus);
+			qp_cpulist_free(&cpus);
+		}
+		add_backend(a, plan, id, p->memory_mib / k, (int)g,
+			    plan->thread_context ? tc : NULL);
+		add(a, "-numa");
+		if (per > 1)
+			addf(a, "node,nodeid=%zu,cpus=%zu-%zu,memdev=%s", g, g * per,
+			     g * per + per - 1, id);
+		else
+			addf(a, "node,nodeid=%zu,cpus=%zu,memdev=%s", g, g * per, id);
+	}
+	for (size_t i = 0; i < k; i++) {
+		const struct qp_numa_node *src = qp_host_node(h, plan->memory_nodes[i]);
+		for (size_t j = 0; j < k; j++) {
+			size_t col = qp_host_node(h, plan->memory_nodes[j]) - h->nodes;
+			if (i == j || !src || col >= src->n_distance)
+				continue;
+			add(a, "-numa");
+			addf(a, "dist,src=%zu,dst=%zu,val=%d", i, j, src->distance[col]);
+		}
+	}
 }
 
 static void add_firmware(struct argv *a, const struct qp_plan *plan)
@@ -349,9 +402,26 @@ static void add_serial_input_display(struct argv *a, const struct qp_plan *plan)
 	     p->vnc_password_file ? ",password-secret=vnc-secret" : "");
 }
 
+/* Across nodes: each guest node's expander, its numa_node the guest node, with bus
+ * numbers of its own (32 for each, so every root port under it has one). */
+static void add_expanders(struct argv *a, const struct qp_plan *plan)
+{
+	bool pc = plan->profile->machine == QP_MACHINE_PC;
+	for (size_t g = 0; plan->span && g < plan->n_memory_nodes; g++) {
+		if (plan->pxb_slots[g] < 0)
+			continue;
+		qp_autofree char *id = qp_xasprintf("pxb.node%zu", g);
+		json_object *o = device(pc ? "pxb" : "pxb-pcie", id);
+		set_int(o, "bus_nr", (int64_t)(g + 1) * 32);
+		set_int(o, "numa_node", (int64_t)g);
+		at(o, pc ? "pci.0" : "pcie.0", plan->pxb_slots[g], 0, false);
+		add_json(a, "-device", o);
+	}
+}
+
 static void add_hostdevs(struct argv *a, const struct qp_plan *plan)
 {
-	const struct qp_profile *p = plan->profile;
+	add_expanders(a, plan);
 	for (size_t i = 0; i < plan->n_devs; i++) {
 		const struct qp_plan_dev *d = &plan->devs[i];
 		/* q35: a root port per guest slot, made before its first function. */
@@ -360,7 +430,9 @@ static void add_hostdevs(struct argv *a, const struct qp_plan *plan)
 			json_object *o = device("pcie-root-port", d->bus);
 			set_int(o, "port", 0x10 + index - 1);
 			set_int(o, "chassis", index);
-			at(o, "pcie.0", d->port_slot, 0, false);
+			qp_autofree char *pxb = d->guest_node >= 0 ?
+				qp_xasprintf("pxb.node%d", d->guest_node) : NULL;
+			at(o, pxb ? pxb : "pcie.0", d->port_slot, 0, false);
 			add_json(a, "-device", o);
 		}
 		char host[QP_PCI_ADDR_LEN];
@@ -375,7 +447,6 @@ static void add_hostdevs(struct argv *a, const struct qp_plan *plan)
 			set_str(o, "romfile", d->romfile);
 		add_json(a, "-device", o);
 	}
-	(void)p;
 }
 
 void qp_plan_build_argv(struct qp_plan *plan, const struct qp_host *h)
@@ -399,15 +470,16 @@ void qp_plan_build_argv(struct qp_plan *plan, const struct qp_host *h)
 	add(&a, "-mon");
 	add(&a, "chardev=qmp,mode=control");
 	add(&a, "-machine");
-	addf(&a, "%s,usb=off,dump-guest-core=off,memory-backend=pc.ram",
-	     p->machine == QP_MACHINE_PC ? "pc" : "q35");
+	addf(&a, "%s,usb=off,dump-guest-core=off%s", p->machine == QP_MACHINE_PC ? "pc" : "q35",
+	     plan->span ? "" : ",memory-backend=pc.ram");
 	add(&a, "-accel");
 	add(&a, plan->tcg ? "tcg" : "kvm");
 	add_firmware(&a, plan);
 	add_cpu(&a, plan);
-	add_memory(&a, plan);
+	add_memory(&a, plan, h);
 	add(&a, "-smp");
-	addf(&a, "%d,sockets=%d,cores=%d,threads=%d", p->vcpus, p->sockets, p->cores, p->threads);
+	addf(&a, "%d,sockets=%d,cores=%d,threads=%d", p->vcpus, plan->sockets, plan->cores,
+	     p->threads);
 	if (p->uuid) {
 		add(&a, "-uuid");
 		add(&a, p->uuid);

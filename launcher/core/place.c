@@ -10,10 +10,55 @@
 
 /* --- NUMA: node, CPUs, memory --------------------------------------------------- */
 
+/* "numa": "span": a guest node per host node of the devices (in host order), each
+ * device on the guest node of its own; the first is the VM's node (QEMU's threads). */
+static int span_nodes(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *plan,
+		      struct qp_err **err)
+{
+	if (!h->n_nodes)
+		return qp_err_set(err, 0, "%s: numa: \"span\" needs a host with NUMA nodes",
+				  p->file);
+	bool *used = qp_xcalloc(h->n_nodes, sizeof(bool));
+	for (size_t i = 0; i < plan->n_devs; i++) {
+		int n = plan->devs[i].numa_node;
+		for (size_t k = 0; k < h->n_nodes; k++)
+			used[k] = used[k] || h->nodes[k].id == n || (n < 0 && k == 0);
+	}
+	plan->memory_nodes = qp_xcalloc(h->n_nodes, sizeof(int));
+	for (size_t k = 0; k < h->n_nodes; k++)
+		if (used[k] || (!plan->n_devs && k == 0))
+			plan->memory_nodes[plan->n_memory_nodes++] = h->nodes[k].id;
+	free(used);
+	size_t k = plan->n_memory_nodes;
+	plan->numa_node = plan->memory_nodes[0];
+	if (k == 1) {
+		note(plan, qp_xasprintf("numa: span: the devices are all on node %d, so the guest "
+					"has one node", plan->numa_node));
+		return 0;
+	}
+	if (p->vcpus % (int)k || p->memory_mib % k ||
+	    (p->hugepage_kb && (p->memory_mib / k * 1024) % p->hugepage_kb)) {
+		qp_err_set(err, 0, "%s: numa: span: the devices are on %zu nodes, and %d vCPUs and "
+			   "%llu MiB do not split into %zu equal guest nodes%s", p->file, k,
+			   p->vcpus, (unsigned long long)p->memory_mib, k,
+			   p->hugepage_kb ? " of whole hugepages" : "");
+		return qp_err_hint(err, "make \"vcpus\" and \"memory\" multiples of %zu", k);
+	}
+	plan->span = true;
+	for (size_t i = 0; i < plan->n_devs; i++)
+		for (size_t g = 0; g < k; g++)
+			if (plan->memory_nodes[g] == plan->devs[i].numa_node ||
+			    (plan->devs[i].numa_node < 0 && g == 0))
+				plan->devs[i].guest_node = (int)g;
+	return 0;
+}
+
 int qp_plan_choose_node(const struct qp_profile *p, const struct qp_host *h,
 		       struct qp_plan *plan, struct qp_err **err)
 {
 	plan->numa_node = -1;
+	if (p->numa == QP_NUMA_SPAN)
+		return span_nodes(p, h, plan, err);
 	if (!h->n_nodes) {
 		if (p->numa >= 0)
 			return qp_err_set(err, 0, "%s: numa: node %d was asked for, but this host "
@@ -60,8 +105,8 @@ int qp_plan_choose_node(const struct qp_profile *p, const struct qp_host *h,
 			qp_err_set(err, 0, "%s: the passthrough devices are on NUMA nodes %d and %d, "
 				   "so no node is local to all of them:%s", p->file, node, n, list);
 			return qp_err_hint(err, "pass devices of one node per VM (as the seed does), "
-					   "or choose the node with \"numa\": %d or \"numa\": %d",
-					   node, n);
+					   "choose the node with \"numa\": %d or \"numa\": %d, or "
+					   "let the VM span them with \"numa\": \"span\"", node, n);
 		}
 		node = n;
 	}
@@ -90,8 +135,10 @@ static char *where(int node)
 	return node < 0 ? qp_xstrdup("this host") : qp_xasprintf("NUMA node %d", node);
 }
 
+/* vCPUs first..first+count-1 on the cores of cpus (node's, or -1). */
 static int auto_pins(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *plan,
-		     const struct qp_cpulist *cpus, bool others, struct qp_err **err)
+		     int node, const struct qp_cpulist *cpus, bool others, size_t first,
+		     size_t count, struct qp_err **err)
 {
 	/* Cores in the order of their first thread; a core's threads within the set. */
 	struct qp_cpulist *cores = qp_xcalloc(cpus->n ? cpus->n : 1, sizeof(*cores));
@@ -110,16 +157,16 @@ static int auto_pins(const struct qp_profile *p, const struct qp_host *h, struct
 			max_threads = cores[n_cores].n;
 		n_cores++;
 	}
-	size_t t = (size_t)p->threads, need = (size_t)p->vcpus / t, usable = 0;
+	size_t t = (size_t)p->threads, need = count / t, usable = 0;
 	for (size_t k = 0; k < n_cores; k++)
 		usable += cores[k].n >= t;
 	int rc = 0;
 	if (usable < need) {
-		qp_autofree char *w = where(plan->numa_node);
+		qp_autofree char *w = where(node);
 		qp_autofree char *list = qp_cpulist_fmt(cpus);
-		rc = qp_err_set(err, 0, "%s: %d vCPUs at %zu thread%s per core need %zu cores, "
+		rc = qp_err_set(err, 0, "%s: %zu vCPUs at %zu thread%s per core need %zu cores, "
 				"but %s has %zu %score%s with %zu thread%s each at most (CPUs %s)%s",
-				p->file, p->vcpus, t, t == 1 ? "" : "s", need, w, n_cores,
+				p->file, count, t, t == 1 ? "" : "s", need, w, n_cores,
 				others ? "free " : "", n_cores == 1 ? "" : "s", max_threads,
 				max_threads == 1 ? "" : "s", list,
 				others ? "; the VMs that run hold the others (`qpass status`)" : "");
@@ -128,11 +175,11 @@ static int auto_pins(const struct qp_profile *p, const struct qp_host *h, struct
 			    ", set \"cpu\": {\"threads\": 2} to use both threads of each core" : "");
 	} else {
 		size_t v = 0;
-		for (size_t k = 0; k < n_cores && v < (size_t)p->vcpus; k++) {
+		for (size_t k = 0; k < n_cores && v < count; k++) {
 			if (cores[k].n < t)
 				continue;
 			for (size_t j = 0; j < t; j++)
-				plan->vcpu_pins[v++] = cores[k].cpu[j];
+				plan->vcpu_pins[first + v++] = cores[k].cpu[j];
 		}
 	}
 	for (size_t k = 0; k < n_cores; k++)
@@ -211,6 +258,8 @@ static void auto_emulator(const struct qp_host *h, struct qp_plan *plan,
 		return;
 	for (size_t v = 0; v < plan->n_vcpus; v++) {
 		const struct qp_cpu *c = qp_host_cpu(h, plan->vcpu_pins[v]);
+		if (c && plan->span && c->node != plan->numa_node)
+			continue;  /* across nodes: on the VM's (first) node */
 		for (size_t s = 0; c && s < c->siblings.n; s++) {
 			const struct qp_cpu *t = qp_host_cpu(h, c->siblings.cpu[s]);
 			if (t && t->online && !is_pin(plan, t->id))
@@ -256,16 +305,36 @@ int qp_plan_place_cpus(const struct qp_profile *p, const struct qp_host *h,
 {
 	plan->n_vcpus = (size_t)p->vcpus;
 	plan->vcpu_pins = qp_xcalloc(plan->n_vcpus, sizeof(int));
-	struct qp_cpulist cpus;
-	node_cpus(h, plan->numa_node, &cpus);
-	struct qp_cpulist free = { 0 };
-	qp_cpulist_copy(&free, &cpus);
-	drop_held(h, l, &free);
-	int rc;
-	if (p->vcpu_pins)
+	size_t k = plan->span ? plan->n_memory_nodes : 1;
+	plan->sockets = p->sockets;
+	plan->cores = p->cores;
+	if (plan->span && p->sockets == 1 && p->cores % (int)k == 0) {
+		/* A guest socket per guest node: no socket across two. */
+		plan->sockets = (int)k;
+		plan->cores = p->cores / (int)k;
+	}
+	struct qp_cpulist cpus = { 0 }, free = { 0 };
+	int rc = 0;
+	for (size_t g = 0; g < k && rc == 0; g++) {
+		int node = plan->span ? plan->memory_nodes[g] : plan->numa_node;
+		struct qp_cpulist c;
+		node_cpus(h, node, &c);
+		struct qp_cpulist f = { 0 };
+		qp_cpulist_copy(&f, &c);
+		drop_held(h, l, &f);
+		if (!p->vcpu_pins)
+			rc = auto_pins(p, h, plan, node, &f, l && l->n && f.n < c.n,
+				       g * plan->n_vcpus / k, plan->n_vcpus / k, err);
+		for (size_t i = 0; i < c.n; i++)
+			qp_cpulist_add(&cpus, c.cpu[i]);
+		/* QEMU's other threads: on the VM's (first) node. */
+		if (g == 0)
+			qp_cpulist_copy(&free, &f);
+		qp_cpulist_free(&c);
+		qp_cpulist_free(&f);
+	}
+	if (rc == 0 && p->vcpu_pins)
 		rc = explicit_pins(p, h, l, plan, &cpus, err);
-	else
-		rc = auto_pins(p, h, plan, &free, l && l->n && free.n < cpus.n, err);
 	if (rc == 0 && p->has_emulator_cpus) {
 		rc = check_cpus_exist(p, h, p->emulator_cpus.cpu, p->emulator_cpus.n,
 				      "emulator_cpus", err);
@@ -371,10 +440,17 @@ int qp_plan_place_memory(const struct qp_profile *p, const struct qp_host *h,
 	plan_prealloc(p, h, plan);
 	if (plan->numa_node < 0)
 		return 0;
-	plan->memory_nodes = qp_xcalloc(1, sizeof(int));
-	plan->memory_nodes[0] = plan->numa_node;
-	plan->n_memory_nodes = 1;
-	return node_memory(p, qp_host_node(h, plan->numa_node), p->memory_mib, l, plan, err);
+	if (!plan->n_memory_nodes) {
+		plan->memory_nodes = qp_xcalloc(1, sizeof(int));
+		plan->memory_nodes[0] = plan->numa_node;
+		plan->n_memory_nodes = 1;
+	}
+	/* Across nodes: an equal share on each (span_nodes checked that it splits). */
+	uint64_t share = p->memory_mib / plan->n_memory_nodes;
+	for (size_t g = 0; g < plan->n_memory_nodes; g++)
+		if (node_memory(p, qp_host_node(h, plan->memory_nodes[g]), share, l, plan, err) < 0)
+			return -1;
+	return 0;
 }
 
 char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib)

@@ -49,12 +49,24 @@ int qp_parse_status_allowed(const char *status, struct qp_cpulist *out, struct q
 	return qp_cpulist_parse(v, out, err);
 }
 
+/* The node of a "bind:N" (or "bind=static:N") policy word; -1 for any other. */
+static int bind_node(const char *w)
+{
+	if (strncmp(w, "bind", 4) || !strchr(w, ':'))
+		return -1;
+	char *end;
+	long n = strtol(strchr(w, ':') + 1, &end, 10);
+	return *end || n < 0 || n > 65535 ? -1 : (int)n;
+}
+
 int qp_parse_numa_maps(const char *text, uint64_t start, uint64_t **pages, size_t *n,
-		       uint64_t *page_kb)
+		       uint64_t *page_kb, int *bind)
 {
 	*pages = NULL;
 	*n = 0;
 	*page_kb = 4;
+	if (bind)
+		*bind = -1;
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		char *end;
 		if (strtoull(l, &end, 16) != start || *end != ' ')
@@ -74,6 +86,8 @@ int qp_parse_numa_maps(const char *text, uint64_t start, uint64_t **pages, size_
 				(*pages)[node] = count;
 			} else if (sscanf(w, "kernelpagesize_kB=%llu", &count) == 1) {
 				*page_kb = count;
+			} else if (bind && !strncmp(w, "bind", 4)) {
+				*bind = bind_node(w);
 			}
 		}
 		return 0;
@@ -137,6 +151,17 @@ static const struct qp_cpulist *wanted(const struct qp_thread *t, const struct q
 
 static void memory_drift(const struct qp_measured *m, const struct qp_promise *p, char ***out)
 {
+	if (m->has_memory && m->by_guest_node) {
+		uint64_t all = 0;
+		for (size_t i = 0; i < m->n_pages; i++)
+			all += m->pages[i];
+		if (all && m->off_node * 100 > all)
+			qp_strv_push(out, qp_xasprintf("guest RAM: %llu of %llu resident pages off "
+						       "the host node of their guest node",
+						       (unsigned long long)m->off_node,
+						       (unsigned long long)all));
+		return;
+	}
 	if (!m->has_memory || p->node < 0)
 		return;
 	uint64_t all = 0, on = (size_t)p->node < m->n_pages ? m->pages[p->node] : 0;
@@ -228,6 +253,10 @@ static json_object *memory_json(const struct qp_measured *m, const struct qp_pro
 			qp_json_add(pages, k, json_object_new_int64((int64_t)m->pages[i]));
 		all += m->pages[i];
 		on += (int)i == p->node ? m->pages[i] : 0;
+	}
+	if (m->by_guest_node) {
+		on = all - m->off_node;
+		qp_json_add(o, "by_guest_node", json_object_new_boolean(true));
 	}
 	qp_json_add(o, "node", json_object_new_int(p->node));
 	qp_json_add(o, "page_kb", json_object_new_int64((int64_t)m->page_kb));

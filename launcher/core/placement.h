@@ -47,6 +47,9 @@ struct qp_measured {
 	uint64_t page_kb;
 	uint64_t *pages;            /* index: node; resident pages there */
 	size_t n_pages;
+	bool by_guest_node;         /* a VM across nodes: a mapping per guest node, each
+				     * bound to its host node */
+	uint64_t off_node;          /* then: the pages not on their mapping's node */
 	struct qp_irq *irqs;
 	size_t n_irqs;
 };
@@ -70,10 +73,11 @@ int qp_parse_stat_cpu(const char *stat);
 /* Cpus_allowed_list of a /proc/.../status text. */
 int qp_parse_status_allowed(const char *status, struct qp_cpulist *out, struct qp_err **err);
 
-/* The resident pages per node of the mapping at `start` in a numa_maps text, and its
- * page size (kernelpagesize_kB). Returns 0, or -1 when no such mapping is there. */
+/* The resident pages per node of the mapping at `start` in a numa_maps text, its page
+ * size (kernelpagesize_kB), and (bind, may be NULL) the node of its "bind:N" policy, or
+ * -1. Returns 0, or -1 when no such mapping is there. */
 int qp_parse_numa_maps(const char *text, uint64_t start, uint64_t **pages, size_t *n,
-		       uint64_t *page_kb);
+		       uint64_t *page_kb, int *bind);
 
 /* The vfio interrupts of /proc/interrupts whose device is one of devs: "45: ... vfio-
  * msix[0](0000:04:00.0)"; their affinity left empty. */

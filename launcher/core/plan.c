@@ -47,6 +47,7 @@ static int add_dev(const struct qp_profile *p, const struct qp_passthrough *t,
 	pd->rombar = t->rombar;
 	pd->romfile = t->romfile;
 	pd->port_slot = -1;
+	pd->guest_node = -1;
 	pd->slot = -1;
 	return 0;
 }
@@ -361,6 +362,7 @@ void qp_plan_free(struct qp_plan *plan)
 	qp_cpulist_free(&plan->emulator_cpus);
 	qp_cpulist_free(&plan->prealloc_cpus);
 	free(plan->memory_nodes);
+	free(plan->pxb_slots);
 	free(plan->taps);
 	free(plan->ovmf_vars);
 	free(plan->net_slots);

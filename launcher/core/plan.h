@@ -34,6 +34,7 @@ struct qp_plan_dev {
 	int rombar;          /* -1: QEMU's default */
 	const char *romfile; /* borrowed from the profile */
 	bool picked;         /* picked from the host's free GPUs for "gpus" */
+	int guest_node;      /* a VM across nodes: the guest node of its pxb; else -1 */
 };
 
 struct qp_plan_tap {
@@ -51,8 +52,11 @@ struct qp_plan {
 	int *vcpu_pins;      /* index: vCPU, value: host CPU */
 	size_t n_vcpus;
 	struct qp_cpulist emulator_cpus;
-	int *memory_nodes;
+	int *memory_nodes;   /* index: guest node; value: the host node it is bound to */
 	size_t n_memory_nodes;
+	bool span;           /* across nodes: a guest node per memory node, GPUs on pxbs */
+	int *pxb_slots;      /* span: index guest node; its expander's slot, -1: none */
+	int sockets, cores;  /* the guest's CPU topology (threads: the profile's) */
 	uint64_t memlock_bytes;  /* RAM + 1 GiB per VFIO device (libvirt's rule) */
 	bool prealloc;           /* every page allocated before the guest runs */
 	int prealloc_threads;

@@ -209,6 +209,49 @@ static int choose(const struct qp_host *h, const struct qp_ledger *l, const stru
 	return best;
 }
 
+static int cmp_slot(const void *a, const void *b)
+{
+	return qp_pci_addr_cmp(a, b);
+}
+
+/* "numa": "span" and no node has enough: the free GPUs of the nodes with the most
+ * (ties: the lowest), as few nodes as will do; -1 when all of them are too few. */
+static int span_pick(const struct qp_profile *p, const struct qp_host *h, const struct cand *c,
+		     size_t n, struct qp_pool_pick *out)
+{
+	size_t want = (size_t)p->gpus.count, have = 0;
+	bool *used = qp_xcalloc(h->n_nodes, sizeof(bool));
+	out->slots = qp_xcalloc(want, sizeof(*out->slots));
+	out->node = -1;
+	while (have < want) {
+		size_t best = h->n_nodes, best_free = 0;
+		for (size_t i = 0; i < h->n_nodes; i++) {
+			size_t k = free_on(c, n, h->nodes[i].id);
+			if (!used[i] && k > best_free) {
+				best = i;
+				best_free = k;
+			}
+		}
+		if (best == h->n_nodes)
+			break;
+		used[best] = true;
+		for (size_t i = 0; i < n && have < want; i++) {
+			if (c[i].why || c[i].node != h->nodes[best].id)
+				continue;
+			out->slots[have] = c[i].gpu->addr;
+			out->slots[have++].func = 0;
+		}
+	}
+	free(used);
+	out->n = have;
+	qsort(out->slots, out->n, sizeof(*out->slots), cmp_slot);
+	if (have < want) {
+		qp_pool_pick_free(out);
+		return -1;
+	}
+	return 0;
+}
+
 static int fail(const struct qp_profile *p, const struct cand *c, size_t n, size_t total,
 		struct qp_err **err)
 {
@@ -253,7 +296,11 @@ int qp_pool_pick_gpus(const struct qp_profile *p, const struct qp_host *h,
 	struct cand *c = candidates(p, h, l, &n);
 	int node = p->gpus.node >= 0 ? p->gpus.node : choose(h, l, c, n, p->gpus.count);
 	int rc = 0;
-	if (node == -2 || free_on(c, n, node) < (size_t)p->gpus.count) {
+	if (node == -2 && p->numa == QP_NUMA_SPAN && h->n_nodes) {
+		rc = span_pick(p, h, c, n, out);
+		if (rc < 0)
+			rc = fail(p, c, n, n, err);
+	} else if (node == -2 || free_on(c, n, node) < (size_t)p->gpus.count) {
 		rc = fail(p, c, n, n, err);
 	} else {
 		out->slots = qp_xcalloc((size_t)p->gpus.count, sizeof(*out->slots));

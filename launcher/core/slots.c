@@ -79,30 +79,20 @@ static int place_others(const struct qp_profile *p, struct qp_plan *plan, struct
 	return 0;
 }
 
-/* The functions of the host slot of plan->devs[i] (it and those after it) at one
- * guest slot. */
-static int place_host_slot(const struct qp_profile *p, struct qp_plan *plan, size_t i,
-			   size_t *ports, struct slots *s, struct qp_err **err)
+/* Gives every function of the host slot of plan->devs[i] (it and those after it) guest
+ * function numbers on bus, at slot (pc) or behind a root port at slot (q35). */
+static void set_functions(bool pc, struct qp_plan *plan, size_t i, const char *bus, int slot,
+			  bool *has_f0)
 {
-	bool pc = p->machine == QP_MACHINE_PC;
 	const struct qp_plan_dev *d = &plan->devs[i];
-	/* The profile entry it came from, for a fixed slot. */
-	int fixed = -1;
-	for (size_t k = 0; k < p->n_pt; k++)
-		if (qp_pci_same_slot(&p->pt[k].addr, &d->host) && p->pt[k].guest_slot >= 0)
-			fixed = p->pt[k].guest_slot;
-	int slot = fixed;
-	if (slot < 0 && take_slot(s, &slot, err) < 0)
-		return -1;
-	bool has_f0 = false;
 	size_t n_same = 0;
+	*has_f0 = false;
 	for (size_t j = i; j < plan->n_devs; j++) {
 		if (!qp_pci_same_slot(&plan->devs[j].host, &d->host))
 			continue;
 		n_same++;
-		has_f0 = has_f0 || plan->devs[j].host.func == 0;
+		*has_f0 = *has_f0 || plan->devs[j].host.func == 0;
 	}
-	char *bus = pc ? qp_xstrdup("pci.0") : qp_xasprintf("pci.%zu", ++*ports);
 	int next_func = 0;
 	for (size_t j = i; j < plan->n_devs; j++) {
 		struct qp_plan_dev *f = &plan->devs[j];
@@ -110,7 +100,7 @@ static int place_host_slot(const struct qp_profile *p, struct qp_plan *plan, siz
 			continue;
 		/* A guest slot must have a function 0: without the host's, the functions
 		 * are numbered from 0 in their order. */
-		f->func = has_f0 ? f->host.func : next_func++;
+		f->func = *has_f0 ? f->host.func : next_func++;
 		f->multifunction = n_same > 1 && f->func == 0;
 		f->bus = qp_xstrdup(bus);
 		if (pc) {
@@ -120,6 +110,44 @@ static int place_host_slot(const struct qp_profile *p, struct qp_plan *plan, siz
 			f->slot = 0;
 		}
 	}
+}
+
+/* Across nodes: the slot goes on its guest node's expander (pxb on pc, pxb-pcie with a
+ * root port on q35), at the expander's next free slot. */
+static int place_on_pxb(const struct qp_profile *p, struct qp_plan *plan, size_t i,
+			size_t *ports, int *pxb_next, struct qp_err **err)
+{
+	bool pc = p->machine == QP_MACHINE_PC, has_f0;
+	int g = plan->devs[i].guest_node;
+	if (pxb_next[g] > 31)
+		return qp_err_set(err, 0, "%s: more than 32 devices on guest NUMA node %d", p->file,
+				  g);
+	qp_autofree char *bus = pc ? qp_xasprintf("pxb.node%d", g)
+				   : qp_xasprintf("pci.%zu", ++*ports);
+	set_functions(pc, plan, i, bus, pxb_next[g]++, &has_f0);
+	return 0;
+}
+
+/* The functions of the host slot of plan->devs[i] (it and those after it) at one
+ * guest slot. */
+static int place_host_slot(const struct qp_profile *p, struct qp_plan *plan, size_t i,
+			   size_t *ports, struct slots *s, int *pxb_next, struct qp_err **err)
+{
+	bool pc = p->machine == QP_MACHINE_PC;
+	const struct qp_plan_dev *d = &plan->devs[i];
+	if (d->guest_node >= 0)
+		return place_on_pxb(p, plan, i, ports, pxb_next, err);
+	/* The profile entry it came from, for a fixed slot. */
+	int fixed = -1;
+	for (size_t k = 0; k < p->n_pt; k++)
+		if (qp_pci_same_slot(&p->pt[k].addr, &d->host) && p->pt[k].guest_slot >= 0)
+			fixed = p->pt[k].guest_slot;
+	int slot = fixed;
+	if (slot < 0 && take_slot(s, &slot, err) < 0)
+		return -1;
+	char *bus = pc ? qp_xstrdup("pci.0") : qp_xasprintf("pci.%zu", ++*ports);
+	bool has_f0;
+	set_functions(pc, plan, i, bus, slot, &has_f0);
 	free(bus);
 	if (!has_f0) {
 		char a[QP_PCI_SLOT_LEN];
@@ -139,9 +167,27 @@ int qp_plan_address(const struct qp_profile *p, struct qp_plan *plan, struct qp_
 		return -1;
 	/* Every function of one host slot shares one guest slot. */
 	size_t ports = 0;
-	for (size_t i = 0; i < plan->n_devs; i++)
-		if (plan->devs[i].slot < 0 && place_host_slot(p, plan, i, &ports, &s, err) < 0)
-			return -1;
+	int *pxb_next = qp_xcalloc(plan->n_memory_nodes + 1, sizeof(int));
+	if (plan->span) {
+		/* An expander per guest node that has devices, on the root bus. */
+		plan->pxb_slots = qp_xcalloc(plan->n_memory_nodes, sizeof(int));
+		for (size_t g = 0; g < plan->n_memory_nodes; g++) {
+			plan->pxb_slots[g] = -1;
+			for (size_t i = 0; i < plan->n_devs && plan->pxb_slots[g] < 0; i++)
+				if (plan->devs[i].guest_node == (int)g &&
+				    take_slot(&s, &plan->pxb_slots[g], err) < 0) {
+					free(pxb_next);
+					return -1;
+				}
+		}
+	}
+	int rc = 0;
+	for (size_t i = 0; i < plan->n_devs && rc == 0; i++)
+		if (plan->devs[i].slot < 0)
+			rc = place_host_slot(p, plan, i, &ports, &s, pxb_next, err);
+	free(pxb_next);
+	if (rc < 0)
+		return -1;
 	if (p->memballoon && take_slot(&s, &plan->balloon_slot, err) < 0)
 		return -1;
 	/* Device ids in host order, as libvirt numbers its hostdevs. */

@@ -239,10 +239,35 @@ static void measure_thread(struct vm *vm, const char *task, struct qp_thread *t)
 	qp_err_free(err);
 }
 
-/* The guest RAM: the one mapping of the memory backend's size, its pages per node. */
+/* Adds the pages of the mapping at lo to m's; across nodes, counts those off its node. */
+static void add_mapping(struct vm *vm, const char *numa, uint64_t lo, struct qp_measured *m)
+{
+	uint64_t *pages, kb;
+	size_t n;
+	int bind;
+	if (qp_parse_numa_maps(numa, lo, &pages, &n, &kb, &bind) < 0)
+		return;
+	if (n > m->n_pages) {
+		m->pages = qp_xrealloc(m->pages, n * sizeof(*m->pages));
+		memset(m->pages + m->n_pages, 0, (n - m->n_pages) * sizeof(*m->pages));
+		m->n_pages = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		m->pages[i] += pages[i];
+		if (vm->plan->span && (int)i != bind)
+			m->off_node += pages[i];
+	}
+	m->page_kb = kb;
+	m->has_memory = true;
+	free(pages);
+}
+
+/* The guest RAM: the one mapping of the memory backend's size, its pages per node; across
+ * nodes, the mappings of one guest node's share, each against the node it is bound to. */
 void qp_up_measure_memory(struct vm *vm, struct qp_measured *m)
 {
-	uint64_t size = vm->p->memory_mib << 20;
+	size_t k = vm->plan->span ? vm->plan->n_memory_nodes : 1;
+	uint64_t size = (vm->p->memory_mib << 20) / k;
 	qp_autofree char *maps_rel = qp_xasprintf("proc/%d/maps", (int)vm->qemu);
 	qp_autofree char *numa_rel = qp_xasprintf("proc/%d/numa_maps", (int)vm->qemu);
 	qp_autofree char *maps = NULL, *numa = NULL;
@@ -252,12 +277,14 @@ void qp_up_measure_memory(struct vm *vm, struct qp_measured *m)
 		qp_err_free(err);
 		return;
 	}
-	for (const char *l = maps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+	m->by_guest_node = vm->plan->span;
+	size_t found = 0;
+	for (const char *l = maps; l && *l && found < k;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		unsigned long long lo, hi;
 		if (sscanf(l, "%llx-%llx", &lo, &hi) == 2 && hi - lo == size) {
-			m->has_memory = qp_parse_numa_maps(numa, lo, &m->pages, &m->n_pages,
-							   &m->page_kb) == 0;
-			return;
+			add_mapping(vm, numa, lo, m);
+			found++;
 		}
 	}
 }

@@ -12,7 +12,7 @@ from qptest import SOURCE, check_golden, fixture, main, run  # noqa: E402
 
 # Each example profile on the host it was written for.
 EXAMPLES = [("win10-gpu-01", "seed"), ("win10-gpu-02", "seed"),
-            ("desktop-ovmf", "desktop-peg")]
+            ("desktop-ovmf", "desktop-peg"), ("bench-all8", "seed")]
 
 
 def plan(profile, host, *extra):

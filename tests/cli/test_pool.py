@@ -305,6 +305,48 @@ def test_interrupts_follow_the_vm_and_pins_respect_others():
         h.assert_restored("interrupts and pins")
 
 
+def test_all_gpus_in_one_vm_across_nodes():
+    """"numa": "span": the 8 GPUs of both nodes in one VM, a guest node per host node
+    (its vCPUs on that node's cores, its half of the RAM bound there), each GPU behind
+    the expander of its node; nothing is left for another VM."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        text = VM % ("all8", 2, json.dumps({"count": 8}), os.path.abspath(STUB))
+        vm = VmUp(h, "all8", text=text.replace('"machine": "pc",',
+                                               '"machine": "pc", "numa": "span",'))
+        vm.running()
+        with open(vm.argv_file) as f:
+            argv = json.load(f)
+        hosts = sorted({json.loads(a)["host"][:-2] for a in argv
+                        if a.startswith('{"driver":"vfio-pci"')})
+        assert hosts == SEED_GPUS[0] + SEED_GPUS[1], hosts
+        pxb = [json.loads(a) for a in argv if a.startswith('{"driver":"pxb"')]
+        assert [(x["id"], x["numa_node"]) for x in pxb] == [("pxb.node0", 0),
+                                                            ("pxb.node1", 1)], pxb
+        for a in argv:
+            if a.startswith('{"driver":"vfio-pci"'):
+                d = json.loads(a)
+                node = 0 if d["host"][:-2] in SEED_GPUS[0] else 1
+                assert d["bus"] == "pxb.node%d" % node, d
+        numa = [argv[i + 1] for i, a in enumerate(argv) if a == "-numa"]
+        assert numa[:2] == ["node,nodeid=0,cpus=0,memdev=ram-node0",
+                            "node,nodeid=1,cpus=1,memdev=ram-node1"], numa
+        backends = [json.loads(argv[i + 1]) for i, a in enumerate(argv) if a == "-object"]
+        assert [(b["id"], b["host-nodes"], b["size"]) for b in backends] == [
+            ("ram-node0", [0], 512 << 20), ("ram-node1", [1], 512 << 20)], backends
+        with open(os.path.join(h.rundir, "leases", "all8.json")) as f:
+            lease = json.load(f)
+        assert [c < 14 or 28 <= c < 42 for c in lease["vcpu_cpus"]] == [True, False], lease
+        other = VmUp(h, "other", text=VM % ("other", 1, json.dumps({"count": 1}),
+                                            os.path.abspath(STUB)))
+        _, err = other.proc.communicate(timeout=60)
+        assert other.proc.returncode == 1 and "all8" in err, err
+        p = h.fk("down", "all8", "--force")
+        assert p.returncode == 0, p.stderr
+        vm.proc.communicate(timeout=60)
+        assert vm.proc.returncode == 0
+
+
 def test_bad_requests():
     with scratch() as tmp:
         h = Host(tmp)
@@ -330,4 +372,5 @@ if __name__ == "__main__":
                    test_two_vms_on_one_node_share_no_core, test_twenty_at_once,
                    test_killed_holder_is_reclaimed, test_holder_whose_qemu_runs_is_kept,
                    test_gpu_open_by_a_host_process_is_skipped,
-                   test_interrupts_follow_the_vm_and_pins_respect_others, test_bad_requests]))
+                   test_interrupts_follow_the_vm_and_pins_respect_others,
+                   test_all_gpus_in_one_vm_across_nodes, test_bad_requests]))

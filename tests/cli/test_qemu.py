@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qptest import SKIP, Qemu, main, run  # noqa: E402
+from qptest import SKIP, Qemu, fixture, main, run  # noqa: E402
 
 PC = """{ "name": "qemu-pc", "memory": "256M", "vcpus": 2, "machine": "pc", "accel": "tcg",
   "cpu": {"hide_hypervisor": true, "sockets": 1, "cores": 2, "threads": 1},
@@ -114,9 +114,77 @@ def test_q35_ovmf_profile():
         assert os.path.exists(os.path.join(tmp, "serial,log"))
 
 
+SPAN = """{ "name": "span", "memory": "2G", "vcpus": 4, "numa": "span", "machine": "%s",
+  "accel": "tcg", "display": "none", "video": "none", "usb": {"controller": "none"},
+  "passthrough": ["04:00", "05:00", "85:00"] }"""
+
+
+def stand_in(argv):
+    """The plan's argv for this host: the seed host's GPUs become emulated e1000e
+    functions at the same guest addresses (no IOMMU here), the memory is not bound
+    (this host has one node), the CPU model is TCG's."""
+    out = []
+    for a in argv:
+        if a.startswith("{"):
+            o = json.loads(a)
+            if o.get("driver") == "vfio-pci":
+                del o["host"]
+                o["driver"] = "e1000e"
+            o.pop("host-nodes", None)
+            o.pop("policy", None)
+            a = json.dumps(o)
+        out.append("max" if a.startswith("host") and out and out[-1] == "-cpu" else a)
+    return out
+
+
+def test_span_nodes_in_real_qemu():
+    """A VM across the seed host's two nodes: a guest NUMA node per host node with its
+    vCPUs and half the RAM, the host's distances, and each GPU behind the expander of
+    its node; QEMU (q35 and pc) builds exactly that."""
+    for machine in ("q35", "pc"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "span.json")
+            with open(path, "w") as f:
+                f.write(SPAN % machine)
+            p = run("plan", path, "--json", sysroot=fixture("seed"))
+            assert p.returncode == 0, p.stderr
+            plan = json.loads(p.stdout)
+            assert plan["memory_nodes"] == [0, 1], plan["memory_nodes"]
+            assert plan["vcpu_pins"][:2] == [0, 1] and plan["vcpu_pins"][2:] == [14, 15]
+            q = Qemu(stand_in(plan["argv"]), tmp)
+            try:
+                mem = {m["id"]: m["size"] for m in q.cmd("query-memdev")}
+                assert mem == {"ram-node0": 1 << 30, "ram-node1": 1 << 30}, mem
+                cpus = {c["cpu-index"]: c["props"]["node-id"] for c in q.cmd("query-cpus-fast")}
+                assert cpus == {0: 0, 1: 0, 2: 1, 3: 1}, cpus
+                info = q.cmd("human-monitor-command", **{"command-line": "info numa"})
+                assert "node 0 size: 1024 MB" in info and "node 1 size: 1024 MB" in info, info
+                dist = [a for i, a in enumerate(plan["argv"]) if plan["argv"][i - 1] == "-numa"
+                        and a.startswith("dist,")]
+                assert dist == ["dist,src=0,dst=1,val=21", "dist,src=1,dst=0,val=21"], dist
+                for g in (0, 1):
+                    n = q.cmd("qom-get", path="/machine/peripheral/pxb.node%d" % g,
+                              property="numa_node")
+                    assert n == g, (machine, g, n)
+                # Each GPU behind its node's expander: the buses up from it, in QOM.
+                def expander(dev):
+                    while True:
+                        bus = q.cmd("qom-get", path="/machine/peripheral/" + dev,
+                                    property="parent_bus").rsplit("/", 1)[1]
+                        if bus.startswith("pxb.") or bus in ("pci.0", "pcie.0"):
+                            return bus
+                        dev = bus
+                got = {d: expander(d) for d in ("hostdev0", "hostdev5", "hostdev8")}
+                assert got == {"hostdev0": "pxb.node0", "hostdev5": "pxb.node0",
+                               "hostdev8": "pxb.node1"}, (machine, got)
+            finally:
+                rc = q.quit()
+            assert rc == 0, q.proc.stderr.read()
+
+
 if __name__ == "__main__":
     if not shutil.which("qemu-system-x86_64") or not shutil.which("qemu-img"):
         print("QEMU is missing: apt-get install qemu-system-x86 qemu-utils ovmf "
               "(tools/dev deps does)")
         sys.exit(SKIP)
-    sys.exit(main([test_pc_profile, test_q35_ovmf_profile]))
+    sys.exit(main([test_pc_profile, test_q35_ovmf_profile, test_span_nodes_in_real_qemu]))

@@ -57,8 +57,9 @@ static void placement_parsers(void **state)
 			   "kernelpagesize_kB=4\n";
 	uint64_t *pages, kb;
 	size_t n;
-	assert_int_equal(qp_parse_numa_maps(numa, 0x7f0000000000ULL, &pages, &n, &kb), 0);
-	assert_true(n == 2 && pages[0] == 10 && pages[1] == 32758 && kb == 4);
+	int bind;
+	assert_int_equal(qp_parse_numa_maps(numa, 0x7f0000000000ULL, &pages, &n, &kb, &bind), 0);
+	assert_true(n == 2 && pages[0] == 10 && pages[1] == 32758 && kb == 4 && bind == 1);
 	struct qp_measured m = { .has_memory = true, .pages = pages, .n_pages = n, .page_kb = kb };
 	struct qp_cpulist emu = { 0 };
 	qp_cpulist_add(&emu, 2);
@@ -72,7 +73,26 @@ static void placement_parsers(void **state)
 	assert_string_equal(drift[0], "guest RAM: 1000 of 33758 resident pages off node 1, 1000 "
 			    "on node 0");
 	qp_strv_free(drift);
-	assert_int_equal(qp_parse_numa_maps(numa, 0x1000, &pages, &n, &kb), -1);
+	/* A VM across nodes: the pages off their own mapping's node count. */
+	m.by_guest_node = true;
+	m.off_node = 10;
+	assert_null(qp_placement_drift(&m, &p));
+	m.off_node = 1000;
+	drift = qp_placement_drift(&m, &p);
+	assert_string_equal(drift[0], "guest RAM: 1000 of 33758 resident pages off the host node "
+			    "of their guest node");
+	qp_strv_free(drift);
+	m.by_guest_node = false;
+	m.off_node = 0;
+	assert_int_equal(qp_parse_numa_maps(numa, 0x1000, &pages, &n, &kb, NULL), -1);
+	assert_int_equal(qp_parse_numa_maps("7f00 bind=static:3 N3=1\n7f10 bind:0-1 N0=1\n",
+					    0x7f00, &pages, &n, &kb, &bind), 0);
+	assert_int_equal(bind, 3);
+	free(pages);
+	assert_int_equal(qp_parse_numa_maps("7f00 bind=static:3 N3=1\n7f10 bind:0-1 N0=1\n",
+					    0x7f10, &pages, &n, &kb, &bind), 0);
+	assert_int_equal(bind, -1);
+	free(pages);
 
 	const char *irqs = "           CPU0       CPU1\n"
 			   "  45:          0         12  IR-PCI-MSIX-0000:04:00.0    0-edge      "

@@ -199,7 +199,7 @@ static void errors_name_line_column_and_key(void **state)
 	BAD(" \"passthrough\": [\"04:00\", \"4:0\"]}", "t.json:2:27: passthrough[1]: ",
 	    "is not a PCI address");
 	BAD(" \"passthrough\": [7]}", "t.json:2:18: passthrough[0]: ", "got int");
-	BAD(" \"numa\": \"node1\"}", "t.json:2:2: numa: ", "\"auto\" or a node number");
+	BAD(" \"numa\": \"node1\"}", "t.json:2:2: numa: ", "\"auto\", \"span\" or a node number");
 	BAD(" \"network\": [{\"type\": \"bridge\"}]}", "t.json:2:14: network[0]: ",
 	    "needs \"bridge\"");
 	BAD(" \"network\": [{\"type\": \"user\", \"mac\": \"01:00:5e:00:00:01\"}]}",
