@@ -26,13 +26,20 @@ const struct qp_lease *qp_ledger_cpu_holder(const struct qp_ledger *l, int cpu)
 	return NULL;
 }
 
+/* How many shares of e's memory are on node: 1 of 1 on its node, or 1 of n across n. */
+static uint64_t shares_on(const struct qp_lease *e, int node, uint64_t *of)
+{
+	*of = e->nodes.n ? e->nodes.n : 1;
+	return e->nodes.n ? qp_cpulist_has(&e->nodes, node) : e->node == node;
+}
+
 uint64_t qp_ledger_untouched_mib(const struct qp_ledger *l, int node)
 {
-	uint64_t sum = 0;
+	uint64_t sum = 0, of;
 	for (size_t i = 0; l && i < l->n; i++) {
 		const struct qp_lease *e = &l->leases[i];
-		if (e->node == node && !e->hugepages && e->memory_mib > e->resident_mib)
-			sum += e->memory_mib - e->resident_mib;
+		if (shares_on(e, node, &of) && !e->hugepages && e->memory_mib > e->resident_mib)
+			sum += (e->memory_mib - e->resident_mib) / of;
 	}
 	return sum;
 }
@@ -44,8 +51,9 @@ uint64_t qp_ledger_untouched_hugepages(const struct qp_ledger *l, int node, uint
 	uint64_t sum = 0;
 	for (size_t i = 0; l && i < l->n; i++) {
 		const struct qp_lease *e = &l->leases[i];
-		if (e->node == node && e->hugepage_kb == size_kb && !e->running)
-			sum += e->hugepages;
+		uint64_t of;
+		if (shares_on(e, node, &of) && e->hugepage_kb == size_kb && !e->running)
+			sum += e->hugepages / of;
 	}
 	return sum;
 }
@@ -75,6 +83,8 @@ json_object *qp_lease_json(const struct qp_lease *e)
 	json_object_object_add(o, "share_cpus", json_object_new_boolean(e->share_cpus));
 	json_object_object_add(o, "node", json_object_new_int(e->node));
 	json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t)e->memory_mib));
+	if (e->nodes.n)
+		json_object_object_add(o, "memory_nodes", qp_json_cpus(&e->nodes));
 	if (e->hugepages) {
 		json_object *hp = json_object_new_object();
 		json_object_object_add(hp, "size_kb", json_object_new_int64((int64_t)e->hugepage_kb));
@@ -202,7 +212,9 @@ int qp_lease_parse(json_object *o, const char *file, struct qp_lease *out, struc
 	    get_cpus(&r, "emulator_cpus", &e.emulator_cpus) < 0 ||
 	    get_bool(&r, "share_cpus", &e.share_cpus) < 0 ||
 	    get_int(&r, o, "node", -1, &node) < 0 || get_int(&r, o, "memory_mib", 0, &mib) < 0 ||
-	    get_hugepages(&r, &e) < 0) {
+	    get_hugepages(&r, &e) < 0 ||
+	    (json_object_object_get_ex(o, "memory_nodes", NULL) &&
+	     get_cpus(&r, "memory_nodes", &e.nodes) < 0)) {
 		qp_lease_free(&e);
 		return -1;
 	}
@@ -218,6 +230,7 @@ void qp_lease_free(struct qp_lease *e)
 	free(e->devs);
 	qp_cpulist_free(&e->vcpu_cpus);
 	qp_cpulist_free(&e->emulator_cpus);
+	qp_cpulist_free(&e->nodes);
 	memset(e, 0, sizeof(*e));
 }
 

@@ -32,6 +32,8 @@ struct qp_lease {
 	struct qp_cpulist vcpu_cpus, emulator_cpus;
 	bool share_cpus;           /* the profile lets other VMs use these CPUs too */
 	int node;                  /* where its memory is; -1: no NUMA */
+	struct qp_cpulist nodes;   /* across nodes: each node, the memory split evenly
+				    * (a list of node numbers); else empty */
 	uint64_t memory_mib;
 	uint64_t hugepage_kb, hugepages;  /* size and count on the node; 0: none */
 	/* Not in the file, read with the lease: what its QEMU has resident now, so that

@@ -149,6 +149,12 @@ static const struct qp_cpulist *wanted(const struct qp_thread *t, const struct q
 	return one;
 }
 
+/* Where the measured interrupt i should go; NULL: anywhere. */
+static const struct qp_cpulist *irq_want(const struct qp_promise *p, size_t i)
+{
+	return p->irq_want ? p->irq_want[i] : p->irq_cpus;
+}
+
 static void memory_drift(const struct qp_measured *m, const struct qp_promise *p, char ***out)
 {
 	if (m->has_memory && m->by_guest_node) {
@@ -209,12 +215,13 @@ char **qp_placement_drift(const struct qp_measured *m, const struct qp_promise *
 		qp_cpulist_free(&one);
 	}
 	memory_drift(m, p, &out);
-	for (size_t i = 0; p->irq_cpus && i < m->n_irqs; i++) {
+	for (size_t i = 0; i < m->n_irqs; i++) {
 		const struct qp_irq *q = &m->irqs[i];
-		if (qp_cpulist_equal(&q->affinity, p->irq_cpus))
+		const struct qp_cpulist *w = irq_want(p, i);
+		if (!w || qp_cpulist_equal(&q->affinity, w))
 			continue;
 		qp_autofree char *got = qp_cpulist_fmt(&q->affinity);
-		qp_autofree char *want = qp_cpulist_fmt(p->irq_cpus);
+		qp_autofree char *want = qp_cpulist_fmt(w);
 		qp_strv_push(&out, qp_xasprintf("interrupt %d (%s) goes to CPUs %s, not %s", q->irq,
 						q->name, got, want));
 	}
@@ -292,7 +299,7 @@ json_object *qp_placement_json(const struct qp_measured *m, const struct qp_prom
 		qp_json_add(x, "name", json_object_new_string(m->irqs[i].name));
 		qp_json_add(x, "device", json_object_new_string(a));
 		qp_json_add(x, "affinity", qp_json_cpus(&m->irqs[i].affinity));
-		qp_json_add(x, "wanted", p->irq_cpus ? qp_json_cpus(p->irq_cpus) : NULL);
+		qp_json_add(x, "wanted", irq_want(p, i) ? qp_json_cpus(irq_want(p, i)) : NULL);
 		json_object_array_add(irqs, x);
 	}
 	qp_json_add(o, "interrupts", irqs);

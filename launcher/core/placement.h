@@ -61,6 +61,9 @@ struct qp_promise {
 	const struct qp_cpulist *emulator_cpus;
 	int node;                   /* -1: no binding */
 	const struct qp_cpulist *irq_cpus;  /* NULL: interrupts left alone */
+	/* Or, when not NULL, each measured interrupt's own (index: the measured's irqs;
+	 * NULL: left alone): a VM across nodes sends each device's to its node. */
+	const struct qp_cpulist *const *irq_want;
 };
 
 /* The thread's role from its comm and whether it is QEMU's first thread. */

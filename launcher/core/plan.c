@@ -335,6 +335,8 @@ void qp_plan_lease(const struct qp_plan *plan, struct qp_lease *out)
 	for (size_t v = 0; v < plan->n_vcpus; v++)
 		qp_cpulist_add(&out->vcpu_cpus, plan->vcpu_pins[v]);
 	qp_cpulist_copy(&out->emulator_cpus, &plan->emulator_cpus);
+	for (size_t g = 0; plan->span && g < plan->n_memory_nodes; g++)
+		qp_cpulist_add(&out->nodes, plan->memory_nodes[g]);
 	if (p->hugepage_kb) {
 		out->hugepage_kb = p->hugepage_kb;
 		out->hugepages = p->memory_mib * 1024 / p->hugepage_kb;

@@ -195,17 +195,27 @@ static void read_irqs(struct vm *vm, struct qp_irq **irqs, size_t *n)
 	}
 }
 
+const struct qp_cpulist *qp_up_irq_target(const struct vm *vm, const struct qp_pci_addr *dev)
+{
+	for (size_t i = 0; vm->irq_node_cpus && i < vm->plan->n_devs; i++)
+		if (!qp_pci_addr_cmp(&vm->plan->devs[i].host, dev) &&
+		    vm->plan->devs[i].guest_node >= 0)
+			return &vm->irq_node_cpus[vm->plan->devs[i].guest_node];
+	return vm->irq_cpus.n ? &vm->irq_cpus : NULL;
+}
+
 void qp_up_place_irqs(struct vm *vm)
 {
-	if (!vm->irq_cpus.n)
+	if (!vm->irq_cpus.n && !vm->irq_node_cpus)
 		return;
 	struct qp_irq *irqs;
 	size_t n;
 	read_irqs(vm, &irqs, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct qp_err *err = NULL;
-		if (!qp_cpulist_equal(&irqs[i].affinity, &vm->irq_cpus) &&
-		    qp_fx_irq_affinity(vm->root, irqs[i].irq, &vm->irq_cpus, &err) < 0) {
+		const struct qp_cpulist *want = qp_up_irq_target(vm, &irqs[i].dev);
+		if (want && !qp_cpulist_equal(&irqs[i].affinity, want) &&
+		    qp_fx_irq_affinity(vm->root, irqs[i].irq, want, &err) < 0) {
 			qp_say(vm->p->name, "%s (%s)", err->msg, irqs[i].name);
 			qp_err_free(err);
 		}

@@ -109,9 +109,13 @@ static json_object *status_json(struct vm *vm)
 	qp_up_place_irqs(vm);
 	struct qp_measured m;
 	qp_up_measure(vm, &m);
+	const struct qp_cpulist **want = qp_xcalloc(m.n_irqs + 1, sizeof(*want));
+	for (size_t i = 0; i < m.n_irqs; i++)
+		want[i] = qp_up_irq_target(vm, &m.irqs[i].dev);
 	struct qp_promise promise = { vm->pins, plan->n_vcpus, &vm->emulator, plan->numa_node,
-				      vm->irq_cpus.n ? &vm->irq_cpus : NULL };
+				      vm->irq_cpus.n ? &vm->irq_cpus : NULL, want };
 	json_object_object_add(o, "placement", qp_placement_json(&m, &promise));
+	free(want);
 	qp_measured_free(&m);
 	return o;
 }

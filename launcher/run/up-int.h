@@ -45,6 +45,7 @@ struct vm {
 	int *pins;                  /* index: vCPU */
 	struct qp_cpulist emulator;
 	struct qp_cpulist irq_cpus;
+	struct qp_cpulist *irq_node_cpus;  /* across nodes: index guest node, its own */
 	pid_t *vcpu_tids;           /* the running QEMU's, from QMP; index: vCPU */
 };
 
@@ -69,6 +70,9 @@ int qp_up_check_pin(const struct vm *vm, const struct qp_ledger *l, int vcpu,
 		    const struct qp_cpulist *cpus, struct qp_err **err);
 int qp_up_repin(struct vm *vm, int vcpu, const struct qp_cpulist *cpus, struct qp_err **err);
 void qp_up_place_irqs(struct vm *vm);
+/* Where the interrupts of device dev go: vm->irq_cpus, or across nodes its guest node's
+ * CPUs; NULL: left alone. */
+const struct qp_cpulist *qp_up_irq_target(const struct vm *vm, const struct qp_pci_addr *dev);
 void qp_up_measure(struct vm *vm, struct qp_measured *out);
 /* Only the guest RAM's pages per node (out's other parts stay empty). */
 void qp_up_measure_memory(struct vm *vm, struct qp_measured *out);

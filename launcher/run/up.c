@@ -183,6 +183,20 @@ static void init_placement(struct vm *vm)
 		qp_cpulist_copy(&vm->irq_cpus, &plan->emulator_cpus);
 	for (size_t v = 0; vm->p->irq_cpus == QP_IRQ_VCPUS && v < plan->n_vcpus; v++)
 		qp_cpulist_add(&vm->irq_cpus, plan->vcpu_pins[v]);
+	if (!plan->span || vm->p->irq_cpus == QP_IRQ_LEAVE)
+		return;
+	/* Across nodes, each device's to CPUs of its own node: the emulator's on the first
+	 * (with "emulator"), else that node's vCPUs'. */
+	size_t k = plan->n_memory_nodes, per = plan->n_vcpus / k;
+	vm->irq_node_cpus = qp_xcalloc(k, sizeof(*vm->irq_node_cpus));
+	for (size_t g = 0; g < k; g++) {
+		if (g == 0 && vm->p->irq_cpus == QP_IRQ_EMULATOR) {
+			qp_cpulist_copy(&vm->irq_node_cpus[g], &plan->emulator_cpus);
+			continue;
+		}
+		for (size_t v = g * per; v < g * per + per; v++)
+			qp_cpulist_add(&vm->irq_node_cpus[g], plan->vcpu_pins[v]);
+	}
 }
 
 static void free_placement(struct vm *vm)
@@ -191,6 +205,9 @@ static void free_placement(struct vm *vm)
 	free(vm->vcpu_tids);
 	qp_cpulist_free(&vm->emulator);
 	qp_cpulist_free(&vm->irq_cpus);
+	for (size_t g = 0; vm->irq_node_cpus && g < vm->plan->n_memory_nodes; g++)
+		qp_cpulist_free(&vm->irq_node_cpus[g]);
+	free(vm->irq_node_cpus);
 }
 
 int qp_up(const struct qp_plan *plan, const struct qp_host *host, const struct qp_root *root,

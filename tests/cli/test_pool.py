@@ -311,6 +311,9 @@ def test_all_gpus_in_one_vm_across_nodes():
     the expander of its node; nothing is left for another VM."""
     with scratch() as tmp:
         h = Host(tmp)
+        os.makedirs(os.path.join(h.root, "proc"), exist_ok=True)
+        write_irqs(h.root, [(120, "vfio-msix[0](0000:04:00.0)"),
+                            (130, "vfio-msix[0](0000:85:00.0)")])
         text = VM % ("all8", 2, json.dumps({"count": 8}), os.path.abspath(STUB))
         vm = VmUp(h, "all8", text=text.replace('"machine": "pc",',
                                                '"machine": "pc", "numa": "span",'))
@@ -337,6 +340,16 @@ def test_all_gpus_in_one_vm_across_nodes():
         with open(os.path.join(h.rundir, "leases", "all8.json")) as f:
             lease = json.load(f)
         assert [c < 14 or 28 <= c < 42 for c in lease["vcpu_cpus"]] == [True, False], lease
+        assert lease["memory_nodes"] == [0, 1] and lease["memory_mib"] == 1024, lease
+        # Each GPU's interrupts on its own node: node 0's emulator CPUs, node 1's vCPU.
+        emu = ",".join(str(c) for c in lease["emulator_cpus"])
+        assert affinity(h.root, 120) == emu, affinity(h.root, 120)
+        assert affinity(h.root, 130) == str(lease["vcpu_cpus"][1]), affinity(h.root, 130)
+        p = h.fk("status", "all8", "--json")
+        pl = json.loads(p.stdout)["placement"]
+        assert pl["as_planned"], pl["drift"]
+        assert [i["wanted"] for i in pl["interrupts"]] == [lease["emulator_cpus"],
+                                                           [lease["vcpu_cpus"][1]]], pl
         other = VmUp(h, "other", text=VM % ("other", 1, json.dumps({"count": 1}),
                                             os.path.abspath(STUB)))
         _, err = other.proc.communicate(timeout=60)

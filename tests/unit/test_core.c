@@ -63,7 +63,7 @@ static void placement_parsers(void **state)
 	struct qp_measured m = { .has_memory = true, .pages = pages, .n_pages = n, .page_kb = kb };
 	struct qp_cpulist emu = { 0 };
 	qp_cpulist_add(&emu, 2);
-	struct qp_promise p = { NULL, 0, &emu, 1, &emu };
+	struct qp_promise p = { NULL, 0, &emu, 1, &emu, NULL };
 	/* 10 of 32768 pages off the node: under 1 %, as planned. */
 	char **drift = qp_placement_drift(&m, &p);
 	assert_null(drift);
@@ -117,6 +117,18 @@ static void placement_parsers(void **state)
 			    "not 2");
 	assert_null(drift[1]);
 	qp_strv_free(drift);
+	/* Each its own (a VM across nodes): the first to CPU 2, the second to CPU 0. */
+	struct qp_cpulist node1 = { 0 };
+	qp_cpulist_add(&node1, 0);
+	const struct qp_cpulist *want[] = { &emu, &node1 };
+	p.irq_want = want;
+	assert_null(qp_placement_drift(&m, &p));
+	want[0] = &node1;
+	drift = qp_placement_drift(&m, &p);
+	assert_string_equal(drift[0], "interrupt 45 (vfio-msix[0](0000:04:00.0)) goes to CPUs 2, "
+			    "not 0");
+	qp_strv_free(drift);
+	qp_cpulist_free(&node1);
 	qp_cpulist_free(&emu);
 	qp_measured_free(&m);
 }
