@@ -240,19 +240,11 @@ void qp_check_functions(const struct qp_host *h, const struct qp_check_target *t
 	}
 }
 
-void qp_check_node(const struct qp_host *h, const struct qp_check_target *t,
-		   struct qp_check_report *r)
+/* The row of node nd for a VM (or its share across nodes): vcpus and mib MiB on it. */
+static void node_row(const struct qp_host *h, const struct qp_check_target *t,
+		     const struct qp_numa_node *nd, int vcpus, uint64_t mib,
+		     struct qp_check_report *r)
 {
-	if (t->node < 0 || !qp_host_node(h, t->node)) {
-		if (h->n_nodes && t->n_fns)
-			row(r, "node", "node", QP_CHECK_FAIL, "NUMA node",
-			    qp_xstrdup("the functions are on different NUMA nodes: no node is "
-				       "local to all of them"),
-			    qp_xstrdup("pass devices of one node per VM, or choose the node with "
-				       "\"numa\" in the profile"));
-		return;
-	}
-	const struct qp_numa_node *nd = qp_host_node(h, t->node);
 	qp_autofree char *subject = qp_xasprintf("node %d", nd->id);
 	size_t online = 0;
 	for (size_t i = 0; i < h->n_cpus; i++)
@@ -265,33 +257,68 @@ void qp_check_node(const struct qp_host *h, const struct qp_check_target *t,
 				 " MiB free", online, free_mib, total_mib), NULL);
 		return;
 	}
-	if ((size_t)p->vcpus > online && !p->vcpu_pins) {
+	if ((size_t)vcpus > online && !p->vcpu_pins) {
 		row(r, "node", subject, QP_CHECK_FAIL, "NUMA node",
 		    qp_xasprintf("%zu online CPUs; the VM wants %d vCPUs pinned 1:1 on it", online,
-				 p->vcpus),
+				 vcpus),
 		    qp_xasprintf("lower \"vcpus\" in %s to %zu at most, or pin by hand with "
 				 "\"vcpu_pins\"", p->file, online));
-	} else if (p->memory_mib > total_mib && !p->hugepage_kb) {
+	} else if (mib > total_mib && !p->hugepage_kb) {
 		row(r, "node", subject, QP_CHECK_FAIL, "NUMA node",
 		    qp_xasprintf("%" PRIu64 " MiB of memory in all; the VM asks for %" PRIu64
-				 " MiB bound to this node", total_mib, p->memory_mib),
+				 " MiB bound to this node", total_mib, mib),
 		    qp_xasprintf("lower \"memory\" in %s", p->file));
-	} else if (p->memory_mib > free_mib && !p->hugepage_kb) {
+	} else if (mib > free_mib && !p->hugepage_kb) {
 		uint64_t reclaim_mib = nd->mem_reclaim_kb / 1024;
-		bool enough = free_mib + reclaim_mib >= p->memory_mib;
+		bool enough = free_mib + reclaim_mib >= mib;
 		row(r, "node", subject, enough ? QP_CHECK_WARN : QP_CHECK_FAIL, "NUMA node",
 		    qp_xasprintf("%" PRIu64 " MiB free and %" PRIu64 " MiB the kernel can reclaim; "
 				 "the VM asks for %" PRIu64 " MiB%s", free_mib, reclaim_mib,
-				 p->memory_mib, enough ? " (the kernel reclaims first)" : ""),
+				 mib, enough ? " (the kernel reclaims first)" : ""),
 		    qp_xstrdup("free memory on the node (stop what uses it; echo 3 > "
 			       "/proc/sys/vm/drop_caches drops the page cache), or lower "
 			       "\"memory\""));
 	} else {
 		row(r, "node", subject, QP_CHECK_OK, "NUMA node",
 		    qp_xasprintf("%zu online CPU%s for %d vCPU%s; %" PRIu64 " MiB free for %" PRIu64
-				 " MiB", online, online == 1 ? "" : "s", p->vcpus,
-				 p->vcpus == 1 ? "" : "s", free_mib, p->memory_mib), NULL);
+				 " MiB", online, online == 1 ? "" : "s", vcpus,
+				 vcpus == 1 ? "" : "s", free_mib, mib), NULL);
 	}
+}
+
+void qp_check_node(const struct qp_host *h, const struct qp_check_target *t,
+		   struct qp_check_report *r)
+{
+	const struct qp_profile *p = t->profile;
+	if (p && p->numa == QP_NUMA_SPAN) {
+		/* Across nodes: each node of the functions, for its share. */
+		size_t k = 0;
+		bool *used = qp_xcalloc(h->n_nodes + 1, sizeof(bool));
+		for (size_t n = 0; n < h->n_nodes; n++)
+			for (size_t i = 0; i < t->n_fns && !used[n]; i++) {
+				const struct qp_pci_dev *d = qp_host_dev(h, &t->fns[i]);
+				used[n] = d && d->numa_node == h->nodes[n].id;
+			}
+		for (size_t n = 0; n < h->n_nodes; n++)
+			k += used[n];
+		for (size_t n = 0; k > 1 && n < h->n_nodes; n++)
+			if (used[n])
+				node_row(h, t, &h->nodes[n], p->vcpus / (int)k, p->memory_mib / k, r);
+		free(used);
+		if (k > 1)
+			return;
+	}
+	if (t->node < 0 || !qp_host_node(h, t->node)) {
+		if (h->n_nodes && t->n_fns)
+			row(r, "node", "node", QP_CHECK_FAIL, "NUMA node",
+			    qp_xstrdup("the functions are on different NUMA nodes: no node is "
+				       "local to all of them"),
+			    qp_xstrdup("pass devices of one node per VM, choose the node with "
+				       "\"numa\" in the profile, or span them with \"numa\": "
+				       "\"span\""));
+		return;
+	}
+	node_row(h, t, qp_host_node(h, t->node), p ? p->vcpus : 0, p ? p->memory_mib : 0, r);
 }
 
 void qp_check_plan(const struct qp_host *h, const struct qp_check_target *t,
@@ -308,11 +335,19 @@ void qp_check_plan(const struct qp_host *h, const struct qp_check_target *t,
 			    t->plan_err->hint ? qp_xstrdup(t->plan_err->hint) : NULL);
 		return;
 	}
-	const struct qp_numa_node *nd = t->node >= 0 ? qp_host_node(h, t->node) : NULL;
-	qp_autofree char *memory_note = nd ? qp_plan_memory_note(nd, p->memory_mib) : NULL;
+	/* The nodes' memory warnings are their rows' already. */
+	char **notes = NULL;
+	size_t k = t->plan.n_memory_nodes;
+	for (size_t g = 0; g < k; g++) {
+		const struct qp_numa_node *nd = qp_host_node(h, t->plan.memory_nodes[g]);
+		char *n = nd ? qp_plan_memory_note(nd, p->memory_mib / k) : NULL;
+		if (n)
+			qp_strv_push(&notes, n);
+	}
 	for (char **w = t->plan.warnings; w && *w; w++)
-		if (!memory_note || strcmp(*w, memory_note))
+		if (!qp_strv_contains(notes, *w))
 			row(r, "plan", "plan", QP_CHECK_WARN, "plan", qp_xstrdup(*w), NULL);
+	qp_strv_free(notes);
 	row(r, "plan", "plan", QP_CHECK_OK, "plan",
 	    qp_xasprintf("valid: %zu function%s, %zu vCPU%s, NUMA node %d (qpass plan %s shows "
 			 "it)", t->plan.n_devs, t->plan.n_devs == 1 ? "" : "s", t->plan.n_vcpus,

@@ -273,8 +273,11 @@ static void auto_emulator(const struct qp_host *h, struct qp_plan *plan,
 					"run on the vCPUs' sibling threads, CPUs %s", w, e));
 		return;
 	}
-	for (size_t v = 0; v < plan->n_vcpus; v++)
-		qp_cpulist_add(&plan->emulator_cpus, plan->vcpu_pins[v]);
+	for (size_t v = 0; v < plan->n_vcpus; v++) {
+		const struct qp_cpu *c = qp_host_cpu(h, plan->vcpu_pins[v]);
+		if (!plan->span || !c || c->node == plan->numa_node)
+			qp_cpulist_add(&plan->emulator_cpus, plan->vcpu_pins[v]);
+	}
 	warn(plan, qp_xasprintf("the vCPUs take every free CPU of %s: QEMU's other threads share "
 				"them (set \"emulator_cpus\" to choose)", w));
 }

@@ -100,8 +100,13 @@ static int start(struct vm *vm, struct qp_err **err)
 		qp_buf_addf(&b, "%s%zu->%d", v ? " " : "", v, vm->pins[v]);
 	qp_autofree char *pins = qp_buf_steal(&b);
 	qp_autofree char *emu = qp_cpulist_fmt(&vm->emulator);
-	char node[32] = "no NUMA binding";
-	if (vm->plan->numa_node >= 0)
+	char node[64] = "no NUMA binding";
+	if (vm->plan->span) {
+		size_t at = (size_t)snprintf(node, sizeof(node), "memory on nodes");
+		for (size_t g = 0; g < vm->plan->n_memory_nodes && at < sizeof(node); g++)
+			at += (size_t)snprintf(node + at, sizeof(node) - at, "%s%d", g ? "," : " ",
+					       vm->plan->memory_nodes[g]);
+	} else if (vm->plan->numa_node >= 0)
 		snprintf(node, sizeof(node), "memory on node %d", vm->plan->numa_node);
 	fprintf(stderr, "qpass: %s runs: qemu pid %d, QEMU %s; vCPU->CPU %s; emulator CPUs %s; "
 		"%s; QMP %s\n", vm->p->name, (int)vm->qemu, qp_qmp_version(vm->qmp), pins, emu,

@@ -248,6 +248,23 @@ def test_hugepages():
                    "not a hugetlbfs mount", "mount -t hugetlbfs -o pagesize=2M")
 
 
+def test_node_rows_of_a_vm_across_nodes():
+    """A VM across nodes is checked against each node for its share: the seed's 8 GPUs
+    with 128 GiB fit (64 GiB on each node, from free memory and reclaimable caches);
+    256 GiB does not, and each node says so."""
+    with tempfile.TemporaryDirectory() as tmp:
+        text = ('{"name": "t", "memory": "%s", "vcpus": 28, "numa": "span", "passthrough": '
+                '["04:00", "05:00", "08:00", "09:00", "85:00", "86:00", "89:00", "8a:00"]}')
+        rows, _ = check(fixture("seed"), profile(tmp, "all8", text % "128G"))
+        for n in (0, 1):
+            expect(finding(rows, "node", "node %d" % n), "WARN", "the VM asks for 65536 MiB")
+        assert [r for (i, _), r in rows.items() if i == "plan" and r["status"] == "WARN"] \
+            == [], rows
+        rows, _ = check(fixture("seed"), profile(tmp, "all8big", text % "256G"), want_rc=1)
+        for n in (0, 1):
+            expect(finding(rows, "node", "node %d" % n), "FAIL", "the VM asks for 131072 MiB")
+
+
 def without_memlock_rights():
     """In the child before exec: an 8 MiB hard memlock limit, and CAP_SYS_RESOURCE out
     of the bounding set, so that qpass cannot have it even as root."""
@@ -434,7 +451,8 @@ if __name__ == "__main__":
     sys.exit(main([test_ready_hosts_pass, test_iommu_off_debian,
                    test_iommu_off_centos_and_firmware, test_cpu_virtualization_off,
                    test_interrupt_remapping, test_vfio_modules_missing, test_kvm_missing,
-                   test_qemu, test_ovmf_missing, test_hugepages, test_memlock,
+                   test_qemu, test_ovmf_missing, test_hugepages, test_node_rows_of_a_vm_across_nodes,
+                   test_memlock,
                    test_seed_profile, test_group_not_viable, test_boot_framebuffer,
                    test_holders, test_reset_and_d3cold, test_node_too_small,
                    test_plan_failure_is_reported, test_text_and_usage, test_this_machine]))

@@ -553,6 +553,74 @@ def clean_path():
             u.stop()
 
 
+def span_path():
+    """One VM with both GPUs across both nodes: a guest node per host node, each half of
+    the RAM on its own node (numa_maps), each GPU behind the expander of its node in
+    L2, each GPU's interrupts on its node's CPU."""
+    plan = plan_step("tests/lab/gpu-both.json", "gpu-both")
+    T.check(plan["memory_nodes"] == [0, 1] and plan["vcpu_pins"] == [0, 1],
+            "the plan spans nodes 0 and 1: vCPU 0 on CPU 0, vCPU 1 on CPU 1",
+            "memory_nodes %s, vcpu_pins %s" % (plan["memory_nodes"], plan["vcpu_pins"]))
+    up = Up("tests/lab/gpu-both.json", "gpu-both")
+    try:
+        qemu = up.wait_running()
+        funcs = GPU0_FUNCS + GPU1_FUNCS
+        T.check(all(driver(a) == "vfio-pci" for a in funcs), "%s on vfio-pci" %
+                " ".join(funcs))
+        # The two backends: the mappings of half the RAM each (128 MiB).
+        starts = set()
+        with open("/proc/%d/maps" % qemu) as f:
+            for ln in f:
+                lo, hi = (int(x, 16) for x in ln.split()[0].split("-"))
+                if hi - lo == 128 << 20:
+                    starts.add(lo)
+        with open("/proc/%d/numa_maps" % qemu) as f:
+            maps = [ln for ln in f if int(ln.split()[0], 16) in starts]
+        for ln in maps:
+            T.note("numa_maps: %s" % ln.strip())
+        per = {}
+        for ln in maps:
+            node = int(ln.split()[1].split(":")[1])
+            pages = {k: int(v) for k, v in re.findall(r"\b(N\d+)=(\d+)", ln)}
+            per[node] = (pages.get("N%d" % node, 0), sum(pages.values()))
+        T.check(sorted(per) == [0, 1] and all(t and on * 100 >= t * 99
+                                              for on, t in per.values()),
+                "guest RAM: each half on its own node (%s)" % ", ".join(
+                    "node %d: %d of %d pages" % (n, on, t) for n, (on, t) in sorted(
+                        per.items())), "%s" % per)
+        _, out = qpass("status", "gpu-both", "--json", save="status-gpu-both.json")
+        pl = json.loads(out)["placement"]
+        T.check(pl["as_planned"] and pl["memory"] and pl["memory"].get("by_guest_node"),
+                "status: placed as planned, the RAM read per guest node", "%s" % pl["drift"])
+        irqs = pl["interrupts"]
+        good = all(i["affinity"] == i["wanted"] == [0 if i["device"].startswith(
+            "0000:41:") else 1] for i in irqs)
+        T.check(good, "each GPU's vfio interrupts on its own node's CPU (%s)" % (
+            ", ".join("%s -> %s" % (i["name"], i["affinity"]) for i in irqs) or "none"),
+            "%s" % irqs)
+        for dev, want in (("hostdev0", "pxb.node0"), (plan_dev_id(plan, GPU1), "pxb.node1")):
+            bus = dev
+            while not bus.startswith("pxb.") and bus not in ("pcie.0", ""):
+                _, out = qpass("qmp", "gpu-both", "qom-get", json.dumps(
+                    {"path": "/machine/peripheral/" + bus, "property": "parent_bus"}))
+                bus = json.loads(out)["return"].rsplit("/", 1)[1]
+            T.check(bus == want, "in L2, %s sits behind %s" % (dev, want), "got %s" % bus)
+        qpass("down", "gpu-both", background=[up])
+        rc = up.wait_exit()
+        T.check(rc == 0, "qpass up gpu-both ended with status 0", "status %d" % rc)
+    finally:
+        up.stop()
+    back_step(GPU0_FUNCS + GPU1_FUNCS, "after the VM across nodes")
+
+
+def plan_dev_id(plan, slot):
+    """The guest id of the first function of host slot in a plan."""
+    for d in plan["devices"]:
+        if d["host"].startswith(slot):
+            return d["id"]
+    raise Failed("no device of %s in the plan" % slot)
+
+
 def crash_path(at_once):
     """kill -9 of the supervisor: QEMU dies with it, the journal stays, restore. With
     at_once, restore runs the moment the supervisor is dead, as a script would, while
@@ -642,6 +710,9 @@ def main():
         T.line()
         T.note("the clean path: both VMs up, checked in L2 and on L1, then qpass down")
         clean_path()
+        T.line()
+        T.note("one VM across both nodes: both GPUs, the guest's NUMA mirrors L1's")
+        span_path()
         T.line()
         T.note("the crash path: qpass up, kill -9 of the supervisor, qpass restore")
         crash_path(at_once=False)
