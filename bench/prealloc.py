@@ -6,9 +6,9 @@ preallocation thread (the baseline) and with one per CPU of the VM, in the same 
 
 Starts, in turn, `qpass up` of a TCG guest with "prealloc": true and "prealloc_threads"
 1, then N (this machine's CPUs, at most 16), with the real qemu-system-x86_64; takes the
-time qpass reports ("guest RAM preallocated: ... in T s", from QEMU's start to its QMP
-greeting) and the wall time until "runs"; stops it; and prints each median and the
-ratio (N threads / 1 thread), and how much of the RAM was on the node. Needs the free
+wall time from starting `qpass up` until it says the VM runs (and what qpass reports,
+"guest RAM preallocated: ... in T s"); stops it; and prints each median, the ratio of
+the wall times (N threads / 1 thread), and how much of the RAM was on the node. Needs the free
 memory for one guest at a time.
 """
 
@@ -22,6 +22,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from benchlib import wait_runs  # noqa: E402
 SOURCE = os.path.dirname(HERE)
 
 PROFILE = """{ "name": "pre", "memory": "%s", "vcpus": %d, "accel": "tcg", "machine": "pc",
@@ -38,22 +40,22 @@ def one(qpass, tmp, memory, vcpus, threads):
     t0 = time.monotonic()
     up = subprocess.Popen([qpass, "up", profile], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
-    said, wall, on_node = None, None, ""
-    for line in up.stderr:
+    got = {}
+
+    def seen(line):
         m = re.search(r"guest RAM preallocated: ([0-9.]+) GiB(?:, ([0-9.]+) GiB on node "
                       r"\d+)?, by \d+ threads in ([0-9.]+) s", line)
         if m:
-            said = float(m.group(3))
-            on_node = "%s of %s GiB on the node" % (m.group(2), m.group(1)) if m.group(2) \
-                else "%s GiB" % m.group(1)
-        if " runs: qemu pid " in line:
-            wall = time.monotonic() - t0
-            break
+            got["said"] = float(m.group(3))
+            got["where"] = "%s of %s GiB on the node" % (m.group(2), m.group(1)) \
+                if m.group(2) else "%s GiB" % m.group(1)
+    wait_runs(up, "pre", seen)
+    wall = time.monotonic() - t0
     up.terminate()
     up.communicate(timeout=60)
-    if said is None or wall is None:
-        sys.exit("qpass up did not preallocate and run (exit %s)" % up.returncode)
-    return said, wall, on_node
+    if "said" not in got:
+        sys.exit("qpass up did not say that it preallocated")
+    return got["said"], wall, got["where"]
 
 
 def main():
@@ -77,10 +79,10 @@ def main():
                 times[threads].append(said)
                 walls[threads].append(wall)
     for threads in (1, n):
-        print("prealloc_threads %2d: allocated in %.2f s (median of %d), running after "
-              "%.2f s" % (threads, statistics.median(times[threads]), args.rounds,
-                          statistics.median(walls[threads])))
-    ratio = statistics.median(times[n]) / statistics.median(times[1])
+        print("prealloc_threads %2d: running after %.2f s (median of %d; qpass said "
+              "allocated in %.1f s)" % (threads, statistics.median(walls[threads]),
+                                        args.rounds, statistics.median(times[threads])))
+    ratio = statistics.median(walls[n]) / statistics.median(walls[1])
     print("ratio %d threads / 1 thread: %.2f (%s guest RAM; %s)" % (n, ratio, args.memory,
                                                                    where))
     return 0

@@ -23,6 +23,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from benchlib import wait_runs  # noqa: E402
 SOURCE = os.path.dirname(HERE)
 
 PROFILE = """{ "name": "big", "memory": "1G", "vcpus": 64, "machine": "pc", "video": "none",
@@ -57,11 +59,7 @@ def main():
         env.pop("QPASS_SYSROOT", None)
         up = subprocess.Popen([fk, "--sysroot", root, "up", profile], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for line in up.stderr:
-            if line.startswith("qpass: big runs:"):
-                break
-        else:
-            sys.exit("qpass-fk up failed: run it by hand to see why")
+        wait_runs(up, "big")
         try:
             _, out = timed([qpass, "status", "big", "--json"], env)
             pl = json.loads(out)["placement"]

@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import wait_runs  # noqa: E402
 
 PROFILE = """{ "name": "bench", "memory": "128M", "vcpus": 1, "accel": "tcg",
   "machine": "pc", "video": "none", "usb": {"controller": "none"}, "memballoon": false,
@@ -107,11 +109,7 @@ def with_qpass(qpass, profile, env):
     t0 = time.monotonic()
     proc = subprocess.Popen([qpass, "up", profile], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        if line.startswith("qpass: bench runs:"):
-            break
-    else:
-        sys.exit("qpass up failed: run it by hand to see why")
+    wait_runs(proc, "bench")
     elapsed = time.monotonic() - t0
     observer_realtime(False)
     with open("/proc/%d/status" % proc.pid) as f:
