@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,7 +40,10 @@ int qp_write_atomic(const char *path, const char *text, size_t len, mode_t mode,
 		    struct qp_err **err)
 {
 	qp_autofree char *tmp = qp_xasprintf("%s.%d.tmp", path, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+	int fd = open(tmp, flags, mode);
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+		fd = open(tmp, flags, mode);  /* a dead process's, of the same pid */
 	if (fd < 0)
 		return qp_err_set(err, errno, "cannot create %s", tmp);
 	int rc = 0;
@@ -55,4 +59,30 @@ int qp_write_atomic(const char *path, const char *text, size_t len, mode_t mode,
 		return rc;
 	}
 	return sync ? sync_dir(path, err) : 0;
+}
+
+int qp_lock_path(const char *path, int op)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return -1;
+		int rc;
+		do
+			rc = flock(fd, op);
+		while (rc < 0 && errno == EINTR);
+		struct stat held, now;
+		if (rc == 0 && fstat(fd, &held) == 0 && stat(path, &now) == 0 &&
+		    held.st_dev == now.st_dev && held.st_ino == now.st_ino)
+			return fd;
+		int e = errno;
+		close(fd);
+		if (rc < 0) {
+			errno = e;
+			return -1;
+		}
+		/* Unlinked (or replaced) by its last holder as it let go: again. */
+	}
+	errno = EAGAIN;
+	return -1;
 }

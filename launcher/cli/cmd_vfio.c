@@ -11,6 +11,7 @@
 #include "base/util.h"
 #include "cli/cli-int.h"
 #include "probe/hostload.h"
+#include "run/devices.h"
 #include "run/ledger.h"
 #include "run/vmdir.h"
 #include "vfio/bind.h"
@@ -28,7 +29,10 @@ static const char bind_usage[] =
 	"back. Nothing is saved across reboots (as driverctl --nosave).\n"
 	"\n"
 	"unbind: gives the functions back to the drivers the journal recorded, and checks\n"
-	"that each driver link points there again.\n";
+	"that each driver link points there again.\n"
+	"\n"
+	"Both run under the host lock that `up` and `restore` take, and refuse a function\n"
+	"that a VM has (naming it); bind refuses one it already has, unbind one it has not.\n";
 
 static const char restore_usage[] =
 	"Usage: qpass [--sysroot DIR] restore [NAME]\n"
@@ -41,7 +45,9 @@ static const char restore_usage[] =
 	"without its qpass is left alone (after up to 5 s for that QEMU to die), and the\n"
 	"pid to stop is said. First, the lease of every VM whose qpass and QEMU are both\n"
 	"gone is reclaimed: its devices given back, and the CPUs and memory it held free\n"
-	"again (as the next `qpass up` would).\n";
+	"again (as the next `qpass up` would). A function that another running VM has\n"
+	"taken since stays in the journal, said, for a restore after that VM stops (exit\n"
+	"status 1). All of it under the host lock that `up`, `bind` and `unbind` take.\n";
 
 /* The functions ADDR... name on the host: "04:00" is every function of the device. */
 static int parse_selectors(char **args, int n, struct qp_pci_sel *sel, struct qp_err **err)
@@ -71,6 +77,36 @@ static int select_functions(const struct qp_host *h, char **args, const struct q
 	return 0;
 }
 
+/* Under the host lock: whether bind (or unbind) may change these functions. None may be
+ * a VM's (its lease, or its device lock); bind takes none that `bind` already has,
+ * unbind only those. */
+static bool may_change(const struct qp_root *root, bool bind, const struct qp_pci_addr *addrs,
+		       size_t n, struct qp_err **err)
+{
+	struct qp_ledger l;
+	if (qp_ledger_load(root, false, &l, err) < 0)
+		return false;
+	for (size_t i = 0; i < n && !*err; i++) {
+		char a[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&addrs[i], a);
+		qp_autofree char *vm = qp_devices_holder(&l, &addrs[i], NULL);
+		bool mine = qp_vfio_journaled("manual", &addrs[i]);
+		if (vm) {
+			qp_err_set(err, 0, "%s is the VM %s's now: not %s under the VM", a, vm,
+				   bind ? "binding it" : "giving it back");
+			qp_err_hint(err, "stop that VM first (`qpass down %s`)", vm);
+		} else if (bind && mine) {
+			qp_err_set(err, 0, "%s is already bound by `qpass bind`", a);
+			qp_err_hint(err, "`qpass unbind %s` gives it back", a);
+		} else if (!bind && !mine) {
+			qp_err_set(err, 0, "%s was not bound by `qpass bind`: nothing to give back",
+				   a);
+		}
+	}
+	qp_ledger_free(&l);
+	return !*err;
+}
+
 int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 {
 	bool bind = !strcmp(argv[0], "bind");
@@ -97,15 +133,10 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 	rc = QP_EXIT_FAIL;
 	if (parse_selectors(argv + optind, n_sel, sel, &err) == 0 &&
 	    qp_host_load_ex(&root, 0, sel, (size_t)n_sel, &h, &err) == 0) {
-		if (select_functions(&h, argv + optind, sel, n_sel, &addrs, &n, &err) == 0) {
-			for (size_t i = 0; !bind && !err && i < n; i++) {
-				char a[QP_PCI_ADDR_LEN];
-				qp_pci_addr_fmt(&addrs[i], a);
-				if (!qp_vfio_journaled("manual", &addrs[i]))
-					qp_err_set(&err, 0, "%s was not bound by `qpass bind`: "
-						   "nothing to give back", a);
-			}
-			int r = err ? -1 : bind ? qp_vfio_bind(&root, "manual", addrs, n, &err)
+		int lock = -1;
+		if (select_functions(&h, argv + optind, sel, n_sel, &addrs, &n, &err) == 0 &&
+		    (lock = qp_ledger_lock(&err)) >= 0 && may_change(&root, bind, addrs, n, &err)) {
+			int r = bind ? qp_vfio_bind(&root, "manual", addrs, n, &err)
 				     : qp_vfio_restore(&root, "manual", addrs, n, &err);
 			if (r == 0) {
 				for (size_t i = 0; i < n; i++) {
@@ -117,6 +148,7 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 				rc = QP_EXIT_OK;
 			}
 		}
+		qp_closep(&lock);
 		qp_host_free(&h);
 	}
 	free(addrs);
@@ -126,23 +158,52 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 	return rc;
 }
 
-/* The leases of the VMs that are gone (run/ledger.h): their devices given back and
- * what they held freed, as the next `up` would. Returns how many. */
-static size_t reclaim_leases(const struct qp_root *root)
+/* Under the host lock: the leases of the VMs that are gone (run/ledger.h) reclaimed,
+ * their devices given back and what they held freed, as the next `up` would; *l the
+ * leases left. Returns how many were reclaimed. */
+static size_t reclaim_leases(const struct qp_root *root, struct qp_ledger *l)
 {
 	qp_autoerr struct qp_err *err = NULL;
+	*l = (struct qp_ledger){ 0 };
 	qp_autofree char *dir = qp_rundir_lease(NULL);
 	if (access(dir, F_OK) < 0)
 		return 0;
-	qp_autoclose int lock = qp_ledger_lock(&err);
-	struct qp_ledger l;
-	int n = lock < 0 ? -1 : qp_ledger_load(root, true, &l, &err);
+	int n = qp_ledger_load(root, true, l, &err);
 	if (n < 0) {
 		qp_err_report(&err);
+		*l = (struct qp_ledger){ 0 };
 		return 0;
 	}
-	qp_ledger_free(&l);
 	return (size_t)n;
+}
+
+/* Gives back what owner's journal holds, but the functions another running VM has
+ * taken since (said, and left in the journal for a later restore). */
+static int restore_owner(const struct qp_root *root, const struct qp_ledger *l,
+			 const char *owner, struct qp_err **err)
+{
+	struct qp_journal j;
+	if (qp_journal_load(owner, &j, err) < 0)
+		return -1;
+	struct qp_pci_addr *free_ = qp_xcalloc(j.n ? j.n : 1, sizeof(*free_));
+	size_t n = 0;
+	for (size_t i = 0; i < j.n; i++) {
+		qp_autofree char *vm = qp_devices_holder(l, &j.e[i].addr, owner);
+		char a[QP_PCI_ADDR_LEN];
+		qp_pci_addr_fmt(&j.e[i].addr, a);
+		if (vm)
+			fprintf(stderr, "qpass: %s of %s's journal is the VM %s's now: left in the "
+				"journal (run qpass restore %s again once %s stops)\n", a, owner, vm,
+				owner, vm);
+		else
+			free_[n++] = j.e[i].addr;
+	}
+	int rc = n < j.n ? 1 : 0;
+	if (n && qp_vfio_restore(root, owner, free_, n, err) < 0)
+		rc = -1;
+	qp_journal_free(&j);
+	free(free_);
+	return rc;
 }
 
 int qp_cmd_restore(struct globals *g, int argc, char **argv)
@@ -162,7 +223,16 @@ int qp_cmd_restore(struct globals *g, int argc, char **argv)
 		return QP_EXIT_FAIL;
 	}
 	rc = QP_EXIT_OK;
-	size_t done = reclaim_leases(&root);
+	/* Every change of who holds what is made under the host lock. */
+	int lock = qp_ledger_lock(&err);
+	if (lock < 0) {
+		qp_strv_free(owners);
+		qp_root_close(&root);
+		qp_err_report(&err);
+		return QP_EXIT_FAIL;
+	}
+	struct qp_ledger l;
+	size_t done = reclaim_leases(&root, &l);
 	for (char **o = owners; *o; o++) {
 		if (optind >= argc && !strcmp(*o, "manual"))
 			continue;
@@ -185,14 +255,20 @@ int qp_cmd_restore(struct globals *g, int argc, char **argv)
 			rc = QP_EXIT_FAIL;
 			continue;
 		}
-		if (qp_vfio_restore(&root, *o, NULL, 0, &err) < 0) {
+		int r = restore_owner(&root, &l, *o, &err);
+		if (r < 0) {
 			qp_err_report(&err);
 			rc = QP_EXIT_FAIL;
 			continue;
 		}
-		fprintf(stderr, "qpass: restored the devices of %s\n", *o);
+		fprintf(stderr, "qpass: restored the devices of %s%s\n", *o,
+			r ? " that no other VM has taken" : "");
+		if (r)
+			rc = QP_EXIT_FAIL;
 		done++;
 	}
+	qp_ledger_free(&l);
+	qp_closep(&lock);
 	if (!done && rc == QP_EXIT_OK && optind >= argc)
 		fprintf(stderr, "qpass: nothing to restore\n");
 	qp_strv_free(owners);

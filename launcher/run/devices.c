@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "base/files.h"
 #include "base/rundir.h"
 #include "base/util.h"
 #include "run/ledger.h"
@@ -25,18 +26,14 @@ static int lock_devices(struct qp_vm_devices *d, struct qp_err **err)
 		char a[QP_PCI_ADDR_LEN];
 		qp_pci_addr_fmt(&d->plan->devs[i].host, a);
 		qp_autofree char *path = qp_rundir_device_lock(a);
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0)
-			return qp_err_set(err, errno, "cannot open %s", path);
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			char holder[128] = "";
-			ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
-			holder[n > 0 ? n : 0] = '\0';
-			holder[strcspn(holder, " \n")] = '\0';
-			close(fd);
+		int fd = qp_lock_path(path, LOCK_EX | LOCK_NB);
+		if (fd < 0 && errno == EWOULDBLOCK) {
+			qp_autofree char *holder = qp_devices_lock_holder(a);
 			return qp_err_set(err, 0, "%s is taken by the VM %s", a,
-					  *holder ? holder : "(unknown)");
+					  holder ? holder : "(unknown)");
 		}
+		if (fd < 0)
+			return qp_err_set(err, errno, "cannot lock %s", path);
 		/* Who holds it: the VM, and its qpass by pid and start time (as a lease). */
 		struct qp_holder self = qp_holder_self();
 		char who[128];
@@ -63,6 +60,33 @@ static void unlock_devices(struct qp_vm_devices *d)
 	free(d->locks);
 	d->locks = NULL;
 	d->n_locks = 0;
+}
+
+char *qp_devices_lock_holder(const char *addr)
+{
+	qp_autofree char *path = qp_rundir_device_lock(addr);
+	qp_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || flock(fd, LOCK_SH | LOCK_NB) == 0)
+		return NULL;  /* no lock file, or nobody holds it */
+	char holder[128] = "";
+	ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+	holder[n > 0 ? n : 0] = '\0';
+	holder[strcspn(holder, " \n")] = '\0';
+	return qp_xstrdup(*holder ? holder : "(unknown)");
+}
+
+char *qp_devices_holder(const struct qp_ledger *l, const struct qp_pci_addr *a,
+			const char *self)
+{
+	const struct qp_lease *e = qp_ledger_dev_holder(l, a);
+	if (e && (!self || strcmp(e->name, self)))
+		return qp_xstrdup(e->name);
+	char addr[QP_PCI_ADDR_LEN];
+	qp_pci_addr_fmt(a, addr);
+	char *holder = qp_devices_lock_holder(addr);
+	if (holder && self && !strcmp(holder, self))
+		qp_freep(&holder);
+	return holder;
 }
 
 int qp_devices_take(struct qp_vm_devices *d, struct qp_err **err)

@@ -12,6 +12,7 @@
 
 #include "base/err.h"
 #include "base/root.h"
+#include "core/ledger.h"
 #include "core/plan.h"
 
 struct qp_vm_devices {
@@ -38,5 +39,15 @@ int qp_devices_take(struct qp_vm_devices *d, struct qp_err **err);
 /* Gives the groups back to their owner, every function back to its driver (saying what
  * to run when that fails), and drops the locks. */
 void qp_devices_give_back(struct qp_vm_devices *d);
+
+/* The VM named in the lock of function addr ("0000:04:00.0") while a live process
+ * holds it, else NULL. Caller frees. */
+char *qp_devices_lock_holder(const char *addr);
+
+/* Who holds function a, other than the VM self (NULL: anyone): a lease of l, or a held
+ * device lock; NULL when nobody. Caller frees. Ask under the host lock
+ * (qp_ledger_lock), which every change of who holds what takes. */
+char *qp_devices_holder(const struct qp_ledger *l, const struct qp_pci_addr *a,
+			const char *self);
 
 #endif

@@ -54,20 +54,19 @@ int qp_ledger_lock(struct qp_err **err)
 	if (qp_rundir_mkdir("leases", err) < 0)
 		return -1;
 	qp_autofree char *path = qp_rundir_leases_lock();
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return qp_err_set(err, errno, "cannot open %s", path);
 	int64_t until = qp_now_ms() + LOCK_WAIT_MS;
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	int fd;
+	while ((fd = qp_lock_path(path, LOCK_EX | LOCK_NB)) < 0) {
 		if (errno != EWOULDBLOCK || qp_now_ms() > until) {
 			int e = errno;
 			char pid[24] = "";
-			ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+			qp_autoclose int rd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			ssize_t n = rd < 0 ? -1 : pread(rd, pid, sizeof(pid) - 1, 0);
 			pid[n > 0 ? n : 0] = '\0';
-			close(fd);
 			qp_err_set(err, e == EWOULDBLOCK ? 0 : e, "cannot take the host lock %s%s%s%s",
 				   path, *pid ? " (qpass pid " : "", pid, *pid ? " holds it)" : "");
-			return qp_err_hint(err, "another `qpass up` is starting a VM; try again");
+			return qp_err_hint(err, "another qpass (up, bind, unbind or restore) is changing "
+					   "the host; try again");
 		}
 		struct timespec ts = { 0, 2 * 1000 * 1000 };
 		nanosleep(&ts, NULL);

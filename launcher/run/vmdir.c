@@ -24,13 +24,10 @@ int qp_vmdir_take(const char *name, struct qp_vmdir *d, struct qp_err **err)
 	if (chmod(d->path, 0700) < 0)
 		return qp_err_set(err, errno, "cannot chmod %s", d->path);
 	qp_autofree char *lock = qp_rundir_vm(name, QP_VM_LOCK);
-	d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (d->lock_fd < 0)
-		return qp_err_set(err, errno, "cannot open %s", lock);
+	d->lock_fd = qp_lock_path(lock, LOCK_EX | LOCK_NB);
 	qp_autofree char *pidfile = qp_rundir_vm(name, QP_VM_PID);
-	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (d->lock_fd < 0) {
 		int e = errno;
-		qp_closep(&d->lock_fd);
 		if (e != EWOULDBLOCK)
 			return qp_err_set(err, e, "cannot lock %s", lock);
 		char pid[32] = "";

@@ -1,0 +1,140 @@
+"""Nothing lost under concurrency, on the seed's host fixture under the fake kernel
+(QEMU a stub): `bind`s of different devices and of one device at once, with kill -9
+at random times, then `restore manual`, the host compared to its snapshot after each
+trial; `bind`, `unbind` and `restore` refuse a device that a running VM has.
+
+QP_STRESS_TRIALS sets the number of trials (default 50; `tools/dev stress` runs more)."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from qptest import main, scratch  # noqa: E402
+from test_vfio import QPASS_FK, Host, VmUp, snapshot  # noqa: E402
+
+TRIALS = int(os.environ.get("QP_STRESS_TRIALS", "50"))
+A, B = "08:00", "09:00"
+FUNCS = {d: ["0000:%s.%d" % (d, f) for f in range(4)] for d in (A, B)}
+
+
+def start(h, *args):
+    env = dict(os.environ, QPASS_RUNDIR=h.rundir, QPASS_SYSFS_TIMEOUT_MS="300")
+    env.pop("QPASS_FAKE_FAULT", None)
+    return subprocess.Popen([QPASS_FK, "--sysroot", h.root] + list(args), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def journaled(h):
+    path = os.path.join(h.rundir, "journal", "manual.json")
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        return {e["address"] for e in json.load(f)["functions"]}
+
+
+def test_binds_at_once_lose_nothing():
+    """Each trial: `bind A`, `bind B` and a second `bind A` at once, one of them killed
+    -9 at a random moment in some trials. Whatever ran, every function on vfio-pci is
+    in the journal, exactly one `bind A` wins (unless killed), and `restore manual`
+    gives the host back exactly."""
+    rng = random.Random(15)
+    stats = {"trials": 0, "kills": 0, "lost": 0, "restored": 0, "double": 0}
+    with scratch() as tmp:
+        h = Host(tmp)
+        for t in range(TRIALS):
+            procs = [("A1", start(h, "bind", A)), ("B", start(h, "bind", B)),
+                     ("A2", start(h, "bind", A))]
+            killed = None
+            if t % 3 == 2:
+                time.sleep(rng.uniform(0, 0.03))
+                killed, victim = procs[rng.randrange(3)]
+                victim.send_signal(signal.SIGKILL)
+                stats["kills"] += 1
+            out = {}
+            for name, p in procs:
+                _, err = p.communicate(timeout=60)
+                out[name] = (p.returncode, err)
+            on_vfio = {a for d in (A, B) for a in FUNCS[d] if h.driver(a) == "vfio-pci"}
+            lost = on_vfio - journaled(h)
+            stats["lost"] += len(lost)
+            assert not lost, (t, sorted(lost), out)
+            wins = [n for n in ("A1", "A2") if out[n][0] == 0]
+            if killed not in ("A1", "A2"):
+                if len(wins) != 1:
+                    stats["double"] += 1
+                assert len(wins) == 1, (t, out)
+                loser = "A2" if wins == ["A1"] else "A1"
+                assert out[loser][0] == 1 and "already bound by `qpass bind`" in \
+                    out[loser][1], (t, out[loser])
+            if killed != "B":
+                assert out["B"][0] == 0, (t, out["B"])
+            p = h.fk("restore", "manual")
+            assert p.returncode == 0, (t, p.stderr)
+            h.assert_restored("trial %d" % t)
+            stats["restored"] += 1
+            stats["trials"] += 1
+    print("# %(trials)d trials, %(kills)d kill -9s, %(restored)d hosts restored exactly, "
+          "%(lost)d journal entries lost, %(double)d double wins" % stats)
+
+
+def test_a_vms_devices_are_not_touched():
+    """bind and unbind refuse a function a running VM has, naming the VM; restore of a
+    dead VM's journal leaves such a function alone (and in the journal) until that VM
+    stops."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        before = snapshot(h.root)
+        vm = VmUp(h)  # 08:00, "gpuvm"
+        vm.running()
+        for cmd in ("bind", "unbind"):
+            p = h.fk(cmd, "08:00.1")
+            assert p.returncode == 1 and "0000:08:00.1 is the VM gpuvm's now" in p.stderr, \
+                (cmd, p.stderr)
+            assert "qpass down gpuvm" in p.stderr, p.stderr
+        assert h.driver("0000:08:00.1") == "vfio-pci"
+        # A journal left by a VM that is gone, naming a function gpuvm has now.
+        with open(os.path.join(h.rundir, "journal", "ghost.json"), "w") as f:
+            json.dump({"version": 1, "functions": [
+                {"address": "0000:08:00.1", "driver": "snd_hda_intel",
+                 "driver_override": None}]}, f)
+        p = h.fk("restore", "ghost")
+        assert p.returncode == 1, p.stderr
+        assert "0000:08:00.1 of ghost's journal is the VM gpuvm's now: left in the " \
+            "journal" in p.stderr, p.stderr
+        assert h.driver("0000:08:00.1") == "vfio-pci"
+        assert os.path.exists(os.path.join(h.rundir, "journal", "ghost.json"))
+        p = h.fk("down", "gpuvm")
+        assert p.returncode == 0, p.stderr
+        rc, err = vm.finish()
+        assert rc == 0, err
+        p = h.fk("restore", "ghost")
+        assert p.returncode == 0 and "restored the devices of ghost" in p.stderr, p.stderr
+        assert snapshot(h.root) == before
+        assert not os.path.exists(os.path.join(h.rundir, "journal", "ghost.json"))
+
+
+def test_lock_files_survive_their_release():
+    """A device lock is unlinked by its holder as it lets go; a qpass that opened the
+    old file just before must not hold a lock nobody else sees. Two VMs wanting one
+    device, started again and again at once: never both running."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        for t in range(10):
+            a, b = VmUp(h, name="a%d" % t), VmUp(h, name="b%d" % t)
+            up = [v for v in (a, b) if v.running(may_fail=True)]
+            assert len(up) == 1, (t, [v.proc.returncode for v in (a, b)])
+            p = h.fk("down", up[0].name)
+            assert p.returncode == 0, p.stderr
+            for v in (a, b):
+                v.finish()
+        h.assert_restored("the VMs that raced")
+
+
+if __name__ == "__main__":
+    sys.exit(main([test_binds_at_once_lose_nothing, test_a_vms_devices_are_not_touched,
+                   test_lock_files_survive_their_release]))
