@@ -1,5 +1,8 @@
 #include "profiles/jsonpos.h"
 
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,23 +59,113 @@ static void record(struct scan *sc, const char *path, size_t off)
 	o->n++;
 }
 
-/* Reads a string at sc->i (a '"'), returning its raw contents (escapes kept: keys in
- * paths are compared as written). */
-static char *read_string(struct scan *sc)
+/* An error at offset off: "LINE:COL: ...". */
+__attribute__((format(printf, 3, 4))) static int fail_at(struct scan *sc, size_t off,
+							 const char *fmt, ...)
 {
-	size_t start = ++sc->i;
-	while (sc->s[sc->i] && sc->s[sc->i] != '"') {
-		if (sc->s[sc->i] == '\\' && sc->s[sc->i + 1])
-			sc->i++;
-		sc->i++;
+	unsigned line, col;
+	qp_jsonpos_linecol(sc->s, off, &line, &col);
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return qp_err_set(sc->err, 0, "%u:%u: %s", line, col, msg);
+}
+
+static int hex4(const char *p)
+{
+	int v = 0;
+	for (int k = 0; k < 4; k++) {
+		char c = p[k];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
 	}
-	char *r = qp_xstrndup(sc->s + start, sc->i - start);
-	if (sc->s[sc->i])
-		sc->i++;
-	return r;
+	return v;
+}
+
+static void put_utf8(struct qp_buf *b, unsigned cp)
+{
+	if (cp < 0x80) {
+		qp_buf_addc(b, (char)cp);
+	} else if (cp < 0x800) {
+		qp_buf_addc(b, (char)(0xc0 | cp >> 6));
+		qp_buf_addc(b, (char)(0x80 | (cp & 0x3f)));
+	} else if (cp < 0x10000) {
+		qp_buf_addc(b, (char)(0xe0 | cp >> 12));
+		qp_buf_addc(b, (char)(0x80 | (cp >> 6 & 0x3f)));
+		qp_buf_addc(b, (char)(0x80 | (cp & 0x3f)));
+	} else {
+		qp_buf_addc(b, (char)(0xf0 | cp >> 18));
+		qp_buf_addc(b, (char)(0x80 | (cp >> 12 & 0x3f)));
+		qp_buf_addc(b, (char)(0x80 | (cp >> 6 & 0x3f)));
+		qp_buf_addc(b, (char)(0x80 | (cp & 0x3f)));
+	}
+}
+
+/* Reads a string at sc->i (a '"') into *out, its escapes decoded as json-c decodes them
+ * (keys are compared as json-c will see them: "run\u005fas" is "run_as"). A NUL in it
+ * is an error: C strings would cut it there. */
+static int read_string(struct scan *sc, char **out)
+{
+	size_t start = sc->i++;
+	struct qp_buf b = { 0 };
+	qp_buf_add(&b, "");
+	while (sc->s[sc->i] && sc->s[sc->i] != '"') {
+		char c = sc->s[sc->i];
+		if (c != '\\') {
+			qp_buf_addc(&b, c);
+			sc->i++;
+			continue;
+		}
+		char e = sc->s[sc->i + 1];
+		const char *simple = strchr("\"\\/bfnrt", e);
+		if (e && simple) {
+			qp_buf_addc(&b, "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"]);
+			sc->i += 2;
+			continue;
+		}
+		int cp = e == 'u' ? hex4(sc->s + sc->i + 2) : -1;
+		size_t esc = sc->i;
+		sc->i += 6;
+		if (cp >= 0xd800 && cp < 0xdc00 && sc->s[sc->i] == '\\' && sc->s[sc->i + 1] == 'u') {
+			int lo = hex4(sc->s + sc->i + 2);
+			if (lo >= 0xdc00 && lo < 0xe000) {
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				sc->i += 6;
+			}
+		}
+		if (cp == 0) {
+			qp_buf_free(&b);
+			return fail_at(sc, esc, "a NUL character (\\u0000) in a string");
+		}
+		if (cp > 0)
+			put_utf8(&b, (unsigned)cp);
+		else
+			sc->i = esc + 2;  /* json-c accepted it: keep on */
+	}
+	if (!sc->s[sc->i]) {
+		qp_buf_free(&b);
+		return fail_at(sc, start, "a string that never ends");
+	}
+	sc->i++;
+	*out = qp_buf_steal(&b);
+	return 0;
 }
 
 static int value(struct scan *sc, const char *path);
+
+/* After a ',': another member or element must follow, not the end. */
+static int no_trailing_comma(struct scan *sc, size_t comma, char close)
+{
+	skip_space(sc);
+	if (sc->s[sc->i] == close)
+		return fail_at(sc, comma, "a comma before '%c': JSON has none there", close);
+	return 0;
+}
 
 static int object(struct scan *sc, const char *path)
 {
@@ -87,25 +180,26 @@ static int object(struct scan *sc, const char *path)
 			sc->i += c ? 1 : 0;
 			break;
 		}
-		if (c == ',') {
-			sc->i++;
+		if (c == ',' && nkeys) {
+			if ((rc = no_trailing_comma(sc, sc->i++, '}')) < 0)
+				goto out;
 			continue;
 		}
 		if (c != '"') {
-			/* json-c accepted it, so this is a form the scanner does not know. */
-			sc->i++;
-			continue;
+			rc = fail_at(sc, sc->i, c == '\'' ? "strings take double quotes (\"), not '"
+					 : "expected a key in double quotes");
+			goto out;
 		}
 		size_t key_off = sc->i;
-		char *key = read_string(sc);
+		char *key;
+		if ((rc = read_string(sc, &key)) < 0)
+			goto out;
 		for (size_t k = 0; k < nkeys; k++) {
 			if (!strcmp(keys[k], key)) {
-				unsigned line, col;
-				qp_jsonpos_linecol(sc->s, key_off, &line, &col);
 				qp_autofree char *full = *path ? qp_xasprintf("%s.%s", path, key)
 								: qp_xstrdup(key);
 				qp_autofree char *q = qp_quote(full);
-				rc = qp_err_set(sc->err, 0, "%u:%u: %s appears twice", line, col, q);
+				rc = fail_at(sc, key_off, "%s appears twice", q);
 				free(key);
 				goto out;
 			}
@@ -139,16 +233,47 @@ static int array(struct scan *sc, const char *path)
 			return 0;
 		}
 		if (c == ',') {
-			sc->i++;
-			skip_space(sc);
-			if (sc->s[sc->i] == ']')
-				continue;
+			if (no_trailing_comma(sc, sc->i++, ']') < 0)
+				return -1;
 		}
 		qp_autofree char *sub = qp_xasprintf("%s[%zu]", path, idx);
 		record(sc, sub, sc->i);
 		if (value(sc, sub) < 0)
 			return -1;
 	}
+}
+
+/* A number as JSON writes it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number(const char *s, size_t n)
+{
+	size_t i = 0;
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && s[i] >= '1' && s[i] <= '9')
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	else
+		return false;
+	if (i < n && s[i] == '.') {
+		size_t d = ++i;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == d)
+			return false;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		size_t d = i;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == d)
+			return false;
+	}
+	return i == n;
 }
 
 static int value(struct scan *sc, const char *path)
@@ -165,11 +290,22 @@ static int value(struct scan *sc, const char *path)
 	} else if (c == '[') {
 		rc = array(sc, path);
 	} else if (c == '"') {
-		free(read_string(sc));
+		char *v = NULL;
+		rc = read_string(sc, &v);
+		free(v);
+	} else if (c == '\'') {
+		rc = fail_at(sc, sc->i, "strings take double quotes (\"), not '");
 	} else {
-		/* A number or a literal: up to the next delimiter. */
+		/* A number or a literal: up to the next delimiter, as JSON spells them. */
+		size_t start = sc->i;
 		while (sc->s[sc->i] && !strchr(",]} \t\r\n/", sc->s[sc->i]))
 			sc->i++;
+		size_t n = sc->i - start;
+		const char *w = sc->s + start;
+		if (!json_number(w, n) && !(n == 4 && !strncmp(w, "true", 4)) &&
+		    !(n == 5 && !strncmp(w, "false", 5)) && !(n == 4 && !strncmp(w, "null", 4)))
+			rc = fail_at(sc, start, "%.*s is not a JSON value (numbers as 12 or 1.5, "
+				     "true, false, null)", (int)(n > 40 ? 40 : n), w);
 	}
 	sc->depth--;
 	return rc;

@@ -1,6 +1,7 @@
 #include "qmp/qmp.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@ int qp_qmp_classify(json_object *obj, struct qp_qmp_msg *out, struct qp_err **er
 void qp_qmp_msg_free(struct qp_qmp_msg *m)
 {
 	json_object_put(m->obj);
+	free(m->bad);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -76,6 +78,7 @@ void qp_qmp_msg_free(struct qp_qmp_msg *m)
 struct qp_qmp_reader {
 	json_tokener *tok;
 	size_t pending;            /* bytes of the message being read */
+	bool skipping;             /* after a bad message: until the next newline */
 	struct qp_qmp_msg *queue;  /* complete messages, oldest first */
 	size_t head, n, cap;
 };
@@ -110,9 +113,56 @@ static void enqueue(struct qp_qmp_reader *r, struct qp_qmp_msg *m)
 	r->queue[r->n++] = *m;
 }
 
-int qp_qmp_reader_feed(struct qp_qmp_reader *r, const char *buf, size_t n, struct qp_err **err)
+/* What json-c takes even when strict and JSON has not: NaN and Infinity, and a NUL
+ * (\u0000) in a string, which C strings would cut. NULL when o has none. */
+static const char *not_json(json_object *o)
+{
+	enum json_type t = json_object_get_type(o);
+	if (t == json_type_double)
+		return isfinite(json_object_get_double(o)) ? NULL : "NaN or Infinity, not JSON";
+	if (t == json_type_string)
+		return strlen(json_object_get_string(o)) != (size_t)json_object_get_string_len(o)
+			       ? "a NUL character (\\u0000) in a string" : NULL;
+	if (t == json_type_array) {
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			const char *why = not_json(json_object_array_get_idx(o, i));
+			if (why)
+				return why;
+		}
+	} else if (t == json_type_object) {
+		json_object_object_foreach(o, key, v) {
+			(void)key;
+			const char *why = not_json(v);
+			if (why)
+				return why;
+		}
+	}
+	return NULL;
+}
+
+/* A message that could not be read: said in the queue, the tokener made new. */
+static void bad(struct qp_qmp_reader *r, bool skip, struct qp_err *why)
+{
+	struct qp_qmp_msg m = { .kind = QP_QMP_BAD, .bad = qp_xstrdup(why->msg) };
+	qp_err_free(why);
+	enqueue(r, &m);
+	json_tokener_reset(r->tok);
+	r->pending = 0;
+	r->skipping = skip;
+}
+
+void qp_qmp_reader_feed(struct qp_qmp_reader *r, const char *buf, size_t n)
 {
 	while (n) {
+		if (r->skipping) {
+			const char *nl = memchr(buf, '\n', n);
+			if (!nl)
+				return;
+			n -= (size_t)(nl + 1 - buf);
+			buf = nl + 1;
+			r->skipping = false;
+			continue;
+		}
 		/* Blanks between messages ("\r\n") are no part of any. */
 		if (!r->pending && (*buf == ' ' || *buf == '\t' || *buf == '\r' || *buf == '\n')) {
 			buf++;
@@ -123,28 +173,42 @@ int qp_qmp_reader_feed(struct qp_qmp_reader *r, const char *buf, size_t n, struc
 		json_object *obj = json_tokener_parse_ex(r->tok, buf, (int)chunk);
 		enum json_tokener_error e = json_tokener_get_error(r->tok);
 		size_t used = json_tokener_get_parse_end(r->tok);
+		struct qp_err *why = NULL;
 		if (e == json_tokener_continue) {
 			r->pending += chunk;
-			if (r->pending > QP_QMP_MAX_MESSAGE)
-				return qp_err_set(err, 0, "QMP: a message larger than %u MiB",
-						  QP_QMP_MAX_MESSAGE >> 20);
-			return 0;
+			if (r->pending > QP_QMP_MAX_MESSAGE) {
+				qp_err_set(&why, 0, "a message larger than %u MiB",
+					   QP_QMP_MAX_MESSAGE >> 20);
+				bad(r, true, why);
+			}
+			return;
 		}
 		if (e != json_tokener_success || !obj) {
 			json_object_put(obj);
-			return qp_err_set(err, 0, "QMP: malformed JSON from QEMU: %s",
-					  json_tokener_error_desc(e));
+			qp_err_set(&why, 0, "%s", e != json_tokener_success ?
+				   json_tokener_error_desc(e) : "null, not a JSON object");
+			bad(r, e != json_tokener_success, why);
+			/* A bad message ends at its newline: what follows is read again. */
+			buf += used ? used : 1;
+			n -= used ? used : 1;
+			continue;
 		}
 		json_tokener_reset(r->tok);
 		r->pending = 0;
 		buf += used;
 		n -= used;
+		const char *wrong = not_json(obj);
 		struct qp_qmp_msg m;
-		if (qp_qmp_classify(obj, &m, err) < 0)
-			return -1;
-		enqueue(r, &m);
+		if (wrong) {
+			json_object_put(obj);
+			qp_err_set(&why, 0, "%s", wrong);
+			bad(r, false, why);
+		} else if (qp_qmp_classify(obj, &m, &why) < 0) {
+			bad(r, false, why);
+		} else {
+			enqueue(r, &m);
+		}
 	}
-	return 0;
 }
 
 int qp_qmp_reader_next(struct qp_qmp_reader *r, struct qp_qmp_msg *out)
@@ -188,7 +252,8 @@ static int read_some(struct qp_qmp *q, struct qp_err **err)
 		return qp_err_set(err, errno, "QMP: cannot read from QEMU");
 	if (n == 0)
 		return qp_err_set(err, ECONNRESET, "QMP: QEMU closed the connection");
-	return qp_qmp_reader_feed(q->r, buf, (size_t)n, err);
+	qp_qmp_reader_feed(q->r, buf, (size_t)n);
+	return 0;
 }
 
 /* Waits until the socket is readable or the deadline passes: 1 readable, 0 timed out. */
@@ -236,7 +301,7 @@ int qp_qmp_pump(struct qp_qmp *q, struct qp_err **err)
 		return -1;
 	struct qp_qmp_msg m;
 	while (qp_qmp_reader_next(q->r, &m)) {
-		if (m.kind == QP_QMP_EVENT)
+		if (m.kind == QP_QMP_EVENT || m.kind == QP_QMP_BAD)
 			queue_event(q, &m);
 		else
 			qp_qmp_msg_free(&m);  /* a reply nobody waits for: dropped, as the spec says */
@@ -263,7 +328,7 @@ int qp_qmp_execute(struct qp_qmp *q, const char *cmd, json_object *args, int tim
 	for (;;) {
 		struct qp_qmp_msg m;
 		while (qp_qmp_reader_next(q->r, &m)) {
-			if (m.kind == QP_QMP_EVENT) {
+			if (m.kind == QP_QMP_EVENT || m.kind == QP_QMP_BAD) {
 				queue_event(q, &m);
 				continue;
 			}
@@ -295,7 +360,7 @@ int qp_qmp_next_event(struct qp_qmp *q, struct qp_qmp_msg *ev)
 {
 	struct qp_qmp_msg m;
 	while (qp_qmp_reader_next(q->r, &m)) {
-		if (m.kind == QP_QMP_EVENT)
+		if (m.kind == QP_QMP_EVENT || m.kind == QP_QMP_BAD)
 			queue_event(q, &m);
 		else
 			qp_qmp_msg_free(&m);
@@ -340,8 +405,9 @@ int qp_qmp_open(int fd, int timeout_ms, struct qp_qmp **out, struct qp_err **err
 			goto fail;
 	}
 	if (m.kind != QP_QMP_GREETING) {
+		qp_err_set(err, 0, "QMP: QEMU did not start with a greeting%s%s",
+			   m.bad ? ": " : "", m.bad ? m.bad : "");
 		qp_qmp_msg_free(&m);
-		qp_err_set(err, 0, "QMP: QEMU did not start with a greeting");
 		goto fail;
 	}
 	json_object *ver = get(get(m.data, "version"), "qemu");

@@ -20,6 +20,7 @@ enum qp_qmp_kind {
 	QP_QMP_RETURN,
 	QP_QMP_ERROR,
 	QP_QMP_EVENT,
+	QP_QMP_BAD,       /* a message that could not be read, dropped: see bad */
 };
 
 struct qp_qmp_msg {
@@ -31,6 +32,7 @@ struct qp_qmp_msg {
 	const char *event;        /* QP_QMP_EVENT: its name */
 	const char *error_class;  /* QP_QMP_ERROR: "GenericError"... */
 	const char *error_desc;
+	char *bad;                /* QP_QMP_BAD: what was wrong with it; owned */
 };
 
 /* Classifies one message; takes obj (freed on failure too). */
@@ -41,8 +43,11 @@ void qp_qmp_msg_free(struct qp_qmp_msg *m);
 struct qp_qmp_reader;
 struct qp_qmp_reader *qp_qmp_reader_new(void);
 void qp_qmp_reader_free(struct qp_qmp_reader *r);
-/* Feeds bytes; complete messages queue up inside. Malformed input is an error. */
-int qp_qmp_reader_feed(struct qp_qmp_reader *r, const char *buf, size_t n, struct qp_err **err);
+/* Feeds bytes; complete messages queue up inside. A message that cannot be read (not
+ * JSON, nested too deep, larger than 64 MiB, not an object, or not a greeting, reply
+ * or event) queues as QP_QMP_BAD, and reading starts again after the next newline
+ * (QEMU ends each message with one): one bad message never silences the rest. */
+void qp_qmp_reader_feed(struct qp_qmp_reader *r, const char *buf, size_t n);
 /* Pops the oldest complete message: 1, or 0 when there is none yet. */
 int qp_qmp_reader_next(struct qp_qmp_reader *r, struct qp_qmp_msg *out);
 
@@ -65,7 +70,8 @@ int qp_qmp_execute(struct qp_qmp *q, const char *cmd, json_object *args, int tim
 		   struct qp_qmp_msg *reply, struct qp_err **err);
 /* Reads what the socket has without waiting; queues events. -1 when QEMU closed it. */
 int qp_qmp_pump(struct qp_qmp *q, struct qp_err **err);
-/* The oldest queued event: 1, or 0 when none is queued. */
+/* The oldest queued event (or QP_QMP_BAD message, for the caller to say): 1, or 0
+ * when none is queued. */
 int qp_qmp_next_event(struct qp_qmp *q, struct qp_qmp_msg *ev);
 /* Waits up to timeout_ms for an event: 1 got one, 0 timed out. */
 int qp_qmp_wait_event(struct qp_qmp *q, int timeout_ms, struct qp_qmp_msg *ev,

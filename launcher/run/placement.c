@@ -60,9 +60,21 @@ static int query_vcpus(struct vm *vm, struct qp_err **err)
 			vm->vcpu_tids[idx] = tid;
 	}
 	qp_qmp_msg_free(&r);
-	for (size_t v = 0; v < n_vcpus; v++)
+	for (size_t v = 0; v < n_vcpus; v++) {
 		if (!vm->vcpu_tids[v])
 			return qp_err_set(err, 0, "QEMU did not report the thread of vCPU %zu", v);
+		/* Pinned is only what is pinned: a thread that is not QEMU's is refused. */
+		qp_autofree char *rel = qp_xasprintf("proc/%d/task/%d", (int)vm->qemu,
+						     (int)vm->vcpu_tids[v]);
+		for (size_t w = 0; w < v; w++)
+			if (vm->vcpu_tids[w] == vm->vcpu_tids[v])
+				return qp_err_set(err, 0, "QMP gave vCPUs %zu and %zu one thread, %d",
+						  w, v, (int)vm->vcpu_tids[v]);
+		if (vm->vcpu_tids[v] < 0 || !qp_root_exists(&vm->proc, rel))
+			return qp_err_set(err, 0, "QMP says vCPU %zu runs in thread %d, which is "
+					  "not a thread of QEMU (pid %d): not pinning what it "
+					  "cannot check", v, (int)vm->vcpu_tids[v], (int)vm->qemu);
+	}
 	return 0;
 }
 

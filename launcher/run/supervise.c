@@ -34,6 +34,8 @@ struct sup {
 	int64_t next_note;
 	int timeout_s;      /* of the graceful stop under way */
 	bool relaunch;
+	bool panicked;      /* GUEST_PANICKED came: its STOP is no news */
+	bool qmp_lost;      /* QEMU's QMP socket closed or failed: signals instead */
 	int status;         /* QEMU's wait status */
 };
 
@@ -51,7 +53,10 @@ static void quit(struct vm *vm, struct sup *s)
 		return;
 	s->quitting = true;
 	s->deadline = qp_now_ms() + 5000;  /* then SIGKILL */
-	send_quiet(vm, "quit");
+	if (s->qmp_lost)
+		kill(vm->qemu, SIGTERM);  /* QEMU quits on it as on `quit` */
+	else
+		send_quiet(vm, "quit");
 }
 
 /* A graceful stop: ACPI power button, then quit after timeout_s, then SIGKILL. */
@@ -59,6 +64,12 @@ static void begin_shutdown(struct vm *vm, struct sup *s, int timeout_s)
 {
 	if (s->stopping) {
 		say(vm, "asked again: stopping QEMU now");
+		quit(vm, s);
+		return;
+	}
+	if (s->qmp_lost) {
+		say(vm, "QMP is lost, so no ACPI power button: stopping QEMU");
+		s->stopping = true;
 		quit(vm, s);
 		return;
 	}
@@ -228,9 +239,53 @@ static json_object *handle_request(void *ctx, json_object *req)
 	return o;
 }
 
+/* The guest crashed (panicked, or QEMU stopped it with an internal error): on_crash. */
+static void on_crash(struct vm *vm, struct sup *s, const char *what)
+{
+	const struct qp_profile *p = vm->p;
+	if (p->on_crash == QP_ACT_RESTART) {
+		say(vm, "%s: on_crash restart starts it again", what);
+		s->relaunch = true;
+		quit(vm, s);
+	} else if (p->on_crash == QP_ACT_PRESERVE) {
+		say(vm, "%s: on_crash preserve keeps it paused", what);
+		send_quiet(vm, "stop");
+	} else {
+		say(vm, "%s: on_crash destroy", what);
+		quit(vm, s);
+	}
+}
+
+/* QEMU stopped the guest: a crash when its run state says so (internal-error: KVM
+ * could not go on; guest-panicked without a pvpanic event). */
+static void on_stop(struct vm *vm, struct sup *s)
+{
+	if (s->stopping || s->quitting)
+		return;
+	struct qp_qmp_msg r;
+	struct qp_err *err = NULL;
+	if (qp_qmp_execute(vm->qmp, "query-status", NULL, QMP_TIMEOUT_MS, &r, &err) < 0) {
+		qp_err_free(err);
+		return;
+	}
+	json_object *st = r.kind == QP_QMP_RETURN ? json_object_object_get(r.data, "status")
+						  : NULL;
+	const char *status = st ? json_object_get_string(st) : "";
+	if (!strcmp(status, "internal-error"))
+		on_crash(vm, s, "QEMU stopped the guest with an internal error");
+	else if (!strcmp(status, "guest-panicked"))
+		on_crash(vm, s, "the guest panicked");
+	qp_qmp_msg_free(&r);
+}
+
 static void on_event(struct vm *vm, struct sup *s, struct qp_qmp_msg *ev)
 {
 	const struct qp_profile *p = vm->p;
+	if (ev->kind == QP_QMP_BAD) {
+		say(vm, "QMP: dropped a message from QEMU that could not be read (%s); reading "
+		    "on", ev->bad);
+		return;
+	}
 	json_object *guest = ev->data ? json_object_object_get(ev->data, "guest") : NULL;
 	bool by_guest = guest && json_object_get_boolean(guest);
 	if (!strcmp(ev->event, "SHUTDOWN")) {
@@ -257,17 +312,10 @@ static void on_event(struct vm *vm, struct sup *s, struct qp_qmp_msg *ev)
 			say(vm, "the guest rebooted");
 		}
 	} else if (!strcmp(ev->event, "GUEST_PANICKED")) {
-		if (p->on_crash == QP_ACT_RESTART) {
-			say(vm, "the guest panicked: on_crash restart starts it again");
-			s->relaunch = true;
-			quit(vm, s);
-		} else if (p->on_crash == QP_ACT_PRESERVE) {
-			say(vm, "the guest panicked: on_crash preserve keeps it paused");
-			send_quiet(vm, "stop");
-		} else {
-			say(vm, "the guest panicked: on_crash destroy");
-			quit(vm, s);
-		}
+		s->panicked = true;
+		on_crash(vm, s, "the guest panicked");
+	} else if (!strcmp(ev->event, "STOP") && !s->panicked) {
+		on_stop(vm, s);
 	}
 }
 
@@ -347,12 +395,12 @@ enum outcome qp_up_supervise(struct vm *vm)
 {
 	struct sup s = { 0 };
 	struct ctl_ctx ctx = { vm, &s };
-	bool out_open = true, qmp_open = true;
+	bool out_open = true;
 	for (;;) {
 		struct pollfd fds[4] = {
 			{ .fd = vm->sig_fd, .events = POLLIN },
 			{ .fd = out_open ? vm->out_fd : -1, .events = POLLIN },
-			{ .fd = qmp_open && vm->qmp ? qp_qmp_fd(vm->qmp) : -1, .events = POLLIN },
+			{ .fd = !s.qmp_lost && vm->qmp ? qp_qmp_fd(vm->qmp) : -1, .events = POLLIN },
 			{ .fd = vm->ctl_fd, .events = POLLIN },
 		};
 		int rc = poll(fds, 4, poll_timeout(&s));
@@ -362,8 +410,17 @@ enum outcome qp_up_supervise(struct vm *vm)
 			out_open = false;
 		if (fds[2].revents) {
 			struct qp_err *err = NULL;
-			if (qp_qmp_pump(vm->qmp, &err) < 0)
-				qmp_open = false;  /* QEMU is going away: SIGCHLD follows */
+			if (qp_qmp_pump(vm->qmp, &err) < 0) {
+				/* QEMU is going away (SIGCHLD follows), or QMP is lost: the
+				 * lifecycle follows from how QEMU ends. */
+				s.qmp_lost = true;
+				siginfo_t info = { 0 };
+				if (!s.quitting && waitid(P_PID, (id_t)vm->qemu, &info,
+							  WEXITED | WNOHANG | WNOWAIT) == 0 &&
+				    !info.si_pid)
+					say(vm, "%s: QMP is lost; how QEMU ends decides what "
+					    "follows", err->msg);
+			}
 			qp_err_free(err);
 		}
 		if (fds[0].revents)

@@ -1,7 +1,9 @@
-"""Nothing lost under concurrency, on the seed's host fixture under the fake kernel
-(QEMU a stub): `bind`s of different devices and of one device at once, with kill -9
-at random times, then `restore manual`, the host compared to its snapshot after each
-trial; `bind`, `unbind` and `restore` refuse a device that a running VM has.
+"""Nothing lost under concurrency and faults, on the seed's host fixture under the fake
+kernel (QEMU a stub): `bind`s of different devices and of one device at once, with
+kill -9 at random times, then `restore manual`, the host compared to its snapshot
+after each trial; `bind`, `unbind` and `restore` refuse a device that a running VM
+has; a QEMU that sends garbage on QMP, wrong thread ids, or stops with an internal
+error.
 
 QP_STRESS_TRIALS sets the number of trials (default 50; `tools/dev stress` runs more)."""
 
@@ -135,6 +137,39 @@ def test_lock_files_survive_their_release():
         h.assert_restored("the VMs that raced")
 
 
+def bad_qemu(h, how, name):
+    os.environ["QP_STUB_MISBEHAVE"] = how
+    try:
+        return VmUp(h, name=name)
+    finally:
+        del os.environ["QP_STUB_MISBEHAVE"]
+
+
+def test_supervision_survives_bad_qmp():
+    """Garbage on QMP (a nesting bomb, null, NaN, a line of no JSON) is said and
+    dropped, and the guest's SHUTDOWN after it still applies on_poweroff; a vCPU
+    thread-id that is not QEMU's fails the start; an internal error is a crash."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        vm = bad_qemu(h, "garbage", "junk")
+        rc, err = vm.finish()
+        assert rc == 0, err
+        assert err.count("QMP: dropped a message from QEMU that could not be read") == 4, err
+        assert "(nesting too deep)" in err and "(null, not a JSON object)" in err, err
+        assert "(NaN or Infinity, not JSON)" in err and "QMP is lost" not in err, err
+        assert "the guest powered off" in err and "QEMU stopped" in err, err
+        h.assert_restored("after garbage on QMP")
+        vm = bad_qemu(h, "badtid", "tid")
+        rc, err = vm.finish()
+        assert rc == 1 and "QMP says vCPU 0 runs in thread 1, which is not a thread of " \
+            "QEMU" in err, err
+        h.assert_restored("after a wrong thread id")
+        vm = bad_qemu(h, "internal-error", "ierr")
+        rc, err = vm.finish()
+        assert "QEMU stopped the guest with an internal error: on_crash destroy" in err, err
+        h.assert_restored("after an internal error")
+
+
 if __name__ == "__main__":
     sys.exit(main([test_binds_at_once_lose_nothing, test_a_vms_devices_are_not_touched,
-                   test_lock_files_survive_their_release]))
+                   test_lock_files_survive_their_release, test_supervision_survives_bad_qmp]))

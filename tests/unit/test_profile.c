@@ -219,6 +219,15 @@ static void errors_name_line_column_and_key(void **state)
 	    "needs a USB controller");
 	BAD(" \"serial\": \"file\"}", "t.json:2:2: serial: ", "object");
 	BAD(" \"memory\": \"1G\"}", "t.json:2:2: 'memory' appears twice", "");
+	/* Strict JSON (comments aside), and keys compared as json-c reads them. */
+	BAD(" \"run\\u005fas\": \"root\", \"run_as\": \"x\"}", "t.json:2:25: 'run_as' appears twice",
+	    "");
+	BAD(" 'usb': {}}", "t.json:2:2: strings take double quotes", "");
+	BAD(" \"video\": 'std'}", "t.json:2:11: strings take double quotes", "");
+	BAD(" \"extra_args\": [\"-a\",]}", "t.json:2:21: a comma before ']'", "");
+	BAD(" \"usb\": {\"tablet\": true,}}", "t.json:2:24: a comma before '}'", "");
+	BAD(" \"shutdown_timeout\": NaN}", "t.json:2:22: NaN is not a JSON value", "");
+	BAD(" \"extra_args\": [\"-a\\u0000b\"]}", "t.json:2:20: a NUL character", "");
 #undef BAD
 	parse_bad("{\"name\": \"a b\", \"memory\": 1, \"vcpus\": 1}", "t.json:1:2: name: ",
 		  "letters, digits");
