@@ -86,8 +86,8 @@ static const char *const top_keys[] = {
 	"name", "memory", "vcpus", "passthrough", "gpus", "numa", "machine", "firmware", "ovmf",
 	"uuid", "cpu", "clock", "lifecycle", "disks", "network", "display", "video", "usb",
 	"serial", "memballoon", "hugepages", "vcpu_pins", "emulator_cpus", "share_cpus",
-	"irq_cpus", "prealloc", "prealloc_threads", "run_as", "accel", "allow_boot_vga", "extra_args", "qemu", "shutdown_timeout",
-	NULL,
+	"irq_cpus", "prealloc", "prealloc_threads", "run_as", "accel", "allow_boot_vga",
+	"extra_args", "qemu", "shutdown_timeout", NULL,
 };
 
 static int read_memory(struct qp_keys *c, json_object *root, struct qp_profile *p)

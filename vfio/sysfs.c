@@ -53,6 +53,9 @@ int qp_sysfs_write(const struct qp_root *root, const char *rel, const char *data
 		return -1;
 	qp_autofree char *got = out.data;
 	/* Blocked in the kernel: it cannot be killed; it is left to finish. */
+	if (out.cancelled)
+		return qp_err_set(err, EINTR, "writing %s to %s: interrupted, qpass was asked to "
+				  "stop", shown, where);
 	if (out.timed_out)
 		return qp_err_set(err, ETIMEDOUT, "writing %s to %s did not finish within %d ms",
 				  shown, where, timeout_ms);

@@ -12,19 +12,33 @@
 
 #include "base/util.h"
 
-/* Reads fd until EOF or the deadline: true when the deadline passed first. */
-static bool collect(int fd, int64_t end, size_t max, struct qp_buf *b)
+static int cancel_fd = -1;
+
+void qp_child_cancel_on(int fd)
+{
+	cancel_fd = fd;
+}
+
+/* Reads fd until EOF or the deadline: true when the deadline passed first, or (with
+ * *cancelled) the cancel fd became readable. */
+static bool collect(int fd, int64_t end, size_t max, struct qp_buf *b, bool *cancelled)
 {
 	for (;;) {
 		int64_t left = end - qp_now_ms();
 		if (left <= 0)
 			return true;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int n = poll(&pfd, 1, (int)left);
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+					 { .fd = cancel_fd, .events = POLLIN } };
+		int n = poll(pfd, cancel_fd >= 0 ? 2 : 1, (int)left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n == 0;
+		if (cancel_fd >= 0 && pfd[1].revents && !pfd[0].revents) {
+			cancel_fd = -1;  /* once: what follows (a roll-back) runs on */
+			*cancelled = true;
+			return true;
+		}
 		char chunk[4096];
 		ssize_t got = read(fd, chunk, sizeof(chunk));
 		if (got < 0 && errno == EINTR)
@@ -58,11 +72,13 @@ int qp_child_run(void (*fn)(void *arg, int fd), void *arg, int timeout_ms, size_
 	}
 	close(p[1]);
 	struct qp_buf b = { 0 };
-	out->timed_out = collect(p[0], qp_now_ms() + timeout_ms, max, &b);
+	out->timed_out = collect(p[0], qp_now_ms() + timeout_ms, max, &b, &out->cancelled);
+	if (out->cancelled)
+		out->timed_out = false;
 	close(p[0]);
 	out->len = b.len;
 	out->data = qp_buf_steal(&b);
-	if (out->timed_out) {
+	if (out->timed_out || out->cancelled) {
 		kill(pid, SIGKILL);
 		if (flags & QP_CHILD_LEAVE_HUNG)
 			return 0;

@@ -20,6 +20,7 @@ struct qp_child_out {
 	char *data;      /* what the child wrote, NUL-terminated (never NULL) */
 	size_t len;      /* its bytes; reading stops keeping them once len reaches max */
 	bool timed_out;  /* the deadline passed and the child was killed */
+	bool cancelled;  /* the cancel fd became readable first (and the child was killed) */
 	bool reaped;     /* status holds the child's wait status */
 	int status;
 };
@@ -28,5 +29,11 @@ struct qp_child_out {
  * Returns 0 with *out filled (free data), or -1 when no child could be started. */
 int qp_child_run(void (*fn)(void *arg, int fd), void *arg, int timeout_ms, size_t max,
 		 unsigned flags, struct qp_child_out *out, struct qp_err **err);
+
+/* While fd (a signalfd; -1: none) is set, a wait for a child ends as soon as fd is
+ * readable: the child is killed as at its deadline, and out->cancelled is set. Once:
+ * the cancel is then off, so the roll-back that follows runs to its end. fd is only
+ * polled, never read: the caller reads it, and says why. */
+void qp_child_cancel_on(int fd);
 
 #endif

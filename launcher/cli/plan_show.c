@@ -34,7 +34,8 @@ char *qp_plan_text(const struct qp_plan *plan)
 	struct qp_buf b = { 0 };
 	qp_autofree char *mem = fmt_mib(p->memory_mib);
 	qp_buf_addf(&b, "VM %s (%s): %d vCPU%s, %s, %s, %s\n\n", p->name, p->file, p->vcpus,
-		    p->vcpus == 1 ? "" : "s", mem, p->machine == QP_MACHINE_PC ? "pc" : "q35", plan->tcg ? "TCG" : "KVM");
+		    p->vcpus == 1 ? "" : "s", mem, p->machine == QP_MACHINE_PC ? "pc" : "q35",
+		    plan->tcg ? "TCG" : "KVM");
 	if (plan->n_devs) {
 		qp_buf_add(&b, "Devices\n");
 		qp_buf_add(&b, "  HOST          GROUP  NODE  DRIVER NOW      GUEST\n");

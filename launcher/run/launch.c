@@ -241,8 +241,8 @@ static int wait_prealloc(struct vm *vm, int fd, struct qp_err **err)
 	int64_t start = qp_now_ms(), moved = start;
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
-					 { .fd = vm->sig_fd, .events = POLLIN } };
-		int n = poll(pfd, vm->sig_fd >= 0 ? 2 : 1, 1000);
+					 { .fd = vm->stop_fd, .events = POLLIN } };
+		int n = poll(pfd, vm->stop_fd >= 0 ? 2 : 1, 1000);
 		if (n < 0 && errno != EINTR)
 			return qp_err_set(err, errno, "poll");
 		if (n > 0 && pfd[0].revents)

@@ -26,6 +26,7 @@ struct vm {
 	struct qp_vmdir dir;        /* RUNDIR/NAME, locked */
 	char *qmp_path;
 	int sig_fd;
+	int stop_fd;          /* a signalfd of SIGTERM, SIGINT, SIGHUP only: polled, not read */
 	pid_t qemu;
 	int out_fd;                 /* QEMU's stdout and stderr */
 	struct qp_qmp *qmp;

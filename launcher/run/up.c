@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/child.h"
 #include "base/exit.h"
 #include "base/files.h"
 #include "base/jsonout.h"
@@ -171,7 +172,12 @@ static int take(struct vm *vm, struct qp_err **err)
 	if (qp_vmdir_take(vm->p->name, &vm->dir, err) < 0)
 		return -1;
 	vm->qmp_path = qp_rundir_vm(vm->p->name, QP_VM_QMP);
-	if (qp_devices_take(&vm->devs, err) < 0)
+	/* A SIGTERM or SIGINT now ends a sysfs write's wait at once; the give-back that
+	 * follows runs to its end. */
+	qp_child_cancel_on(vm->stop_fd);
+	int rc = qp_devices_take(&vm->devs, err);
+	qp_child_cancel_on(-1);
+	if (rc < 0)
 		return -1;
 	vm->ctl_fd = qp_ctl_listen(vm->p->name, err);
 	return vm->ctl_fd < 0 ? -1 : 0;
@@ -215,11 +221,26 @@ static void free_placement(struct vm *vm)
 	free(vm->irq_node_cpus);
 }
 
+/* The signals nobody read (the supervisor reads its own): a stop asked for while the
+ * VM started is said with the failure, not left pending to kill qpass before it
+ * prints why. */
+static void stopped_while_starting(struct vm *vm, int rc, struct qp_err **err)
+{
+	struct signalfd_siginfo si;
+	int asked = 0;
+	while (vm->sig_fd >= 0 && read(vm->sig_fd, &si, sizeof(si)) == sizeof(si))
+		if (si.ssi_signo != SIGCHLD)
+			asked = (int)si.ssi_signo;
+	if (asked && rc < 0 && err && *err)
+		qp_err_prefix(err, "asked to stop (%s) while the VM started, so nothing is left "
+			      "taken", strsignal(asked));
+}
+
 int qp_up(const struct qp_plan *plan, const struct qp_host *host, const struct qp_root *root,
 	  struct qp_lease *lease, struct qp_err **err)
 {
 	struct vm vm = { .plan = plan, .p = plan->profile, .root = root, .dir = { .lock_fd = -1 },
-			 .sig_fd = -1, .out_fd = -1, .ctl_fd = -1, .proc = { .fd = -1 },
+			 .sig_fd = -1, .stop_fd = -1, .out_fd = -1, .ctl_fd = -1, .proc = { .fd = -1 },
 			 .lease = lease, .host = host };
 	if (vm.p->run_as) {
 		struct passwd *pw = getpwnam(vm.p->run_as);
@@ -243,8 +264,10 @@ int qp_up(const struct qp_plan *plan, const struct qp_host *host, const struct q
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, &old);
 	vm.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	sigdelset(&mask, SIGCHLD);
+	vm.stop_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	int rc = -1;
-	if (vm.sig_fd < 0) {
+	if (vm.sig_fd < 0 || vm.stop_fd < 0) {
 		qp_err_set(err, errno, "signalfd");
 		goto out;
 	}
@@ -277,7 +300,9 @@ out:
 	qp_vmdir_release(&vm.dir);
 	free(vm.qmp_path);
 	free_placement(&vm);
+	stopped_while_starting(&vm, rc, err);
 	qp_closep(&vm.sig_fd);
+	qp_closep(&vm.stop_fd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

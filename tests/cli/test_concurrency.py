@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from qptest import main, scratch  # noqa: E402
-from test_vfio import QPASS_FK, Host, VmUp, snapshot  # noqa: E402
+from test_vfio import QPASS_FK, STUB, VM, Host, VmUp, snapshot  # noqa: E402
 
 TRIALS = int(os.environ.get("QP_STRESS_TRIALS", "50"))
 A, B = "08:00", "09:00"
@@ -170,6 +170,31 @@ def test_supervision_survives_bad_qmp():
         h.assert_restored("after an internal error")
 
 
+def test_sigterm_during_a_hung_write():
+    """`up` whose third sysfs write hangs (a 20 s deadline): SIGTERM ends the wait at
+    once, everything is given back, and qpass says why before it exits 1."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        profile = os.path.join(tmp, "hung.json")
+        with open(profile, "w") as f:
+            f.write(VM % ("hung", os.path.abspath(STUB), ""))
+        env = dict(os.environ, QPASS_RUNDIR=h.rundir, QPASS_SYSFS_TIMEOUT_MS="20000",
+                   QPASS_FAKE_FAULT="3:hang")
+        t0 = time.monotonic()
+        p = subprocess.Popen([QPASS_FK, "--sysroot", h.root, "up", profile], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        took = time.monotonic() - t0
+        assert p.returncode == 1, (p.returncode, err)
+        assert "asked to stop (Terminated) while the VM started" in err, err
+        assert "interrupted, qpass was asked to stop" in err, err
+        assert took < 10, took
+        h.assert_restored("SIGTERM during a hung write")
+
+
 if __name__ == "__main__":
     sys.exit(main([test_binds_at_once_lose_nothing, test_a_vms_devices_are_not_touched,
-                   test_lock_files_survive_their_release, test_supervision_survives_bad_qmp]))
+                   test_lock_files_survive_their_release, test_supervision_survives_bad_qmp,
+                   test_sigterm_during_a_hung_write]))
