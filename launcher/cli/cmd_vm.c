@@ -13,6 +13,7 @@
 #include "cli/cli-int.h"
 #include "cli/plan_show.h"
 #include "core/plan.h"
+#include "probe/files.h"
 #include "probe/hostload.h"
 #include "run/control.h"
 #include "run/ledger.h"
@@ -102,6 +103,8 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 	}
 	struct qp_ledger ledger;
 	qp_cli_read_ledger(&ledger);
+	size_t n_files;
+	char **bad = qp_probe_profile_files(&root, &p, true, &n_files);
 	qp_root_close(&root);
 	qp_cli_plan_inputs(&p, &h);
 	qp_autoerr struct qp_err *err = NULL;
@@ -111,12 +114,16 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 		qp_err_report(&err);
 		rc = QP_EXIT_FAIL;
 	} else {
+		for (char **x = bad; x && *x; x++)
+			fprintf(stderr, "qpass: warning: %s: `qpass up` would refuse to start\n",
+				*x);
 		for (char **w = plan.warnings; f.json && w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
 		rc = qp_cli_emit(f.json ? qp_plan_json(&plan) : NULL,
 				 f.json ? NULL : qp_plan_text(&plan));
 		qp_plan_free(&plan);
 	}
+	qp_strv_free(bad);
 	qp_ledger_free(&ledger);
 	qp_host_free(&h);
 	qp_profile_free(&p);
@@ -167,6 +174,27 @@ static int plan_under_lock(const struct globals *g, const struct qp_profile *p,
 	return 0;
 }
 
+/* The files the profile names, before anything is taken: QEMU would fail on them only
+ * after the devices were bound, with a message about QMP. */
+static bool files_usable(const struct qp_profile *p, const struct qp_root *root,
+			 struct qp_err **err)
+{
+	size_t n;
+	char **bad = qp_probe_profile_files(root, p, true, &n);
+	if (!bad)
+		return true;
+	struct qp_buf b = { 0 };
+	for (char **x = bad; *x; x++)
+		qp_buf_addf(&b, "\n  %s", *x);
+	qp_strv_free(bad);
+	qp_autofree char *list = qp_buf_steal(&b);
+	qp_err_set(err, 0, "%s: files the VM needs are not usable:%s", p->file, list);
+	qp_err_hint(err, "create them (qemu-img create -f qcow2 FILE SIZE makes a disk), fix "
+		    "their paths in the profile, or give %s access", p->run_as ? p->run_as
+										: "root");
+	return false;
+}
+
 int qp_cmd_up(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
@@ -185,7 +213,8 @@ int qp_cmd_up(struct globals *g, int argc, char **argv)
 	struct qp_plan plan;
 	struct qp_lease lease;
 	rc = QP_EXIT_FAIL;
-	if (plan_under_lock(g, &p, &root, &h, &plan, &lease, &err) == 0) {
+	if (files_usable(&p, &root, &err) && plan_under_lock(g, &p, &root, &h, &plan, &lease,
+							      &err) == 0) {
 		for (char **w = plan.warnings; w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
 		rc = qp_up(&plan, &h, &root, &lease, &err);

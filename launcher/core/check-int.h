@@ -39,6 +39,10 @@ void qp_check_kvm(const struct qp_host *h, const struct qp_check_facts *f,
 void qp_check_qemu(const struct qp_check_facts *f, struct qp_check_report *r);
 void qp_check_ovmf(const struct qp_check_target *t, const struct qp_check_facts *f,
 		   struct qp_check_report *r);
+/* The files the profile names (disks, ROMs, the VNC password, a serial log). */
+void qp_check_files(const struct qp_check_target *t, const struct qp_check_facts *f,
+		    struct qp_check_report *r);
+
 /* For the VM's node when its profile asks for hugepages, else what each node has. */
 void qp_check_hugepages(const struct qp_host *h, const struct qp_check_target *t,
 			const struct qp_check_facts *f, struct qp_check_report *r);

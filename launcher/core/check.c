@@ -121,6 +121,7 @@ void qp_check_eval(const struct qp_host *h, const struct qp_check_target *t,
 	qp_check_kvm(h, f, out);
 	qp_check_qemu(f, out);
 	qp_check_ovmf(t, f, out);
+	qp_check_files(t, f, out);
 	qp_check_memlock(t, f, out);
 	if (!t->profile || !t->profile->hugepage_kb)
 		qp_check_hugepages(h, t, f, out);

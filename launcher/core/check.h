@@ -83,6 +83,9 @@ struct qp_check_facts {
 	int qemu_vfio;              /* vfio-pci among its devices: 1, 0, -1 unknown */
 	char *qemu_error;           /* why it could not be asked */
 	int ovmf_code, ovmf_vars;   /* 0, or the errno of opening them */
+	char **file_problems;       /* the profile's other files (probe/files.h): what is
+	                             * wrong with them, NULL-terminated; NULL: nothing */
+	size_t n_files;             /* how many there are */
 	int hugetlbfs;              /* the profile's hugepage mount: 1 mounted, 0 not */
 	uint64_t memlock_max;       /* RLIMIT_MEMLOCK's hard limit; UINT64_MAX: unlimited */
 	bool cap_sys_resource;      /* this process may raise it */

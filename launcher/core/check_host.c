@@ -272,6 +272,29 @@ void qp_check_ovmf(const struct qp_check_target *t, const struct qp_check_facts 
 		       "\"vars\": ...} in the profile"));
 }
 
+void qp_check_files(const struct qp_check_target *t, const struct qp_check_facts *f,
+		    struct qp_check_report *r)
+{
+	const struct qp_profile *p = t->profile;
+	if (!p || !f->n_files)
+		return;
+	const char *who = p->run_as ? p->run_as : "root";
+	if (!f->file_problems) {
+		row(r, "files", "VM", QP_CHECK_OK, "files",
+		    qp_xasprintf("the %zu file%s the profile names %s there and usable by %s",
+				 f->n_files, f->n_files == 1 ? "" : "s",
+				 f->n_files == 1 ? "is" : "are", who), NULL);
+		return;
+	}
+	struct qp_buf d = { 0 };
+	for (char **x = f->file_problems; *x; x++)
+		qp_buf_addf(&d, "%s%s", d.len ? "; " : "", *x);
+	row(r, "files", "VM", QP_CHECK_FAIL, "files", qp_buf_steal(&d),
+	    qp_xasprintf("create them (qemu-img create -f qcow2 FILE SIZE makes a disk), fix "
+			 "their paths in %s, or give %s access; `qpass up` refuses to start "
+			 "until then", p->file, who));
+}
+
 static const char *page_size(uint64_t kb)
 {
 	return kb == 2048 ? "2M" : kb == 1048576 ? "1G" : "?";

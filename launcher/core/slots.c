@@ -6,6 +6,7 @@
 
 struct slots {
 	bool used[32];
+	const char *file;  /* the profile's, for messages */
 };
 
 static int take_slot(struct slots *s, int *out, struct qp_err **err)
@@ -17,7 +18,10 @@ static int take_slot(struct slots *s, int *out, struct qp_err **err)
 			return 0;
 		}
 	}
-	return qp_err_set(err, 0, "the guest's root bus has no free slot left (31 at most)");
+	qp_err_set(err, 0, "%s: the guest's root bus has no free slot left (31 at most, with "
+		   "the chipset's and the video's)", s->file);
+	return qp_err_hint(err, "pass fewer devices (\"passthrough\", \"gpus\"), disks or "
+			   "networks: each takes a slot (on q35, its root port does)");
 }
 
 /* The chipset's slots and the video device's. */
@@ -161,7 +165,7 @@ static int place_host_slot(const struct qp_profile *p, struct qp_plan *plan, siz
 
 int qp_plan_address(const struct qp_profile *p, struct qp_plan *plan, struct qp_err **err)
 {
-	struct slots s = { 0 };
+	struct slots s = { .file = p->file };
 	reserve_chipset(p, plan, &s);
 	if (reserve_fixed(p, plan, &s, err) < 0 || place_others(p, plan, &s, err) < 0)
 		return -1;

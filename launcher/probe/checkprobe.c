@@ -17,6 +17,7 @@
 
 #include "base/child.h"
 #include "base/util.h"
+#include "probe/files.h"
 #include "vfio/holders.h"
 
 /* --- pure parsers of what the probe reads ---------------------------------------- */
@@ -312,6 +313,8 @@ void qp_check_probe(const struct qp_root *root, const struct qp_host *h,
 	f->iomem = read_opt(root, "proc/iomem");
 	f->kvm = probe_kvm(root);
 	probe_qemu(t, f);
+	if (t->profile)
+		f->file_problems = qp_probe_profile_files(root, t->profile, false, &f->n_files);
 	if (t->profile && t->profile->firmware == QP_FW_OVMF) {
 		f->ovmf_code = open_errno(t->profile->ovmf_code);
 		f->ovmf_vars = open_errno(t->profile->ovmf_vars);
@@ -335,6 +338,7 @@ void qp_check_facts_free(struct qp_check_facts *f)
 	free(f->qemu_path);
 	free(f->qemu_version);
 	free(f->qemu_error);
+	qp_strv_free(f->file_problems);
 	for (size_t i = 0; i < f->n_devs; i++)
 		free(f->devs[i].holders);
 	free(f->devs);

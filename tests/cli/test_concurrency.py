@@ -194,7 +194,32 @@ def test_sigterm_during_a_hung_write():
         h.assert_restored("SIGTERM during a hung write")
 
 
+def test_missing_files_refused_before_anything():
+    """A disk image that is not there: `plan` warns, `check` fails its files row, and
+    `up` refuses before it binds anything (not QEMU's message, then a QMP error)."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        profile = os.path.join(tmp, "nodisk.json")
+        text = VM % ("nodisk", os.path.abspath(STUB), "")
+        text = text.rstrip().rstrip("}") + ', "disks": [{"file": "/var/lib/qpass/none.qcow2", ' \
+            '"format": "qcow2"}]}'
+        with open(profile, "w") as f:
+            f.write(text)
+        want = "disks[0].file /var/lib/qpass/none.qcow2: does not exist"
+        p = h.fk("plan", profile)
+        assert p.returncode == 0 and want in p.stderr, p.stderr
+        p = h.fk("check", "--json", profile)
+        rows = {r["id"]: r for r in json.loads(p.stdout)["checks"]}
+        assert rows["files"]["status"] == "FAIL" and want in rows["files"]["detail"], rows
+        p = h.fk("up", profile)
+        assert p.returncode == 1 and "files the VM needs are not usable" in p.stderr, p.stderr
+        assert want in p.stderr and "qemu-img create" in p.stderr, p.stderr
+        h.assert_restored("a missing disk")
+        assert not os.path.exists(os.path.join(h.rundir, "leases", "nodisk.json"))
+
+
 if __name__ == "__main__":
     sys.exit(main([test_binds_at_once_lose_nothing, test_a_vms_devices_are_not_touched,
                    test_lock_files_survive_their_release, test_supervision_survives_bad_qmp,
-                   test_sigterm_during_a_hung_write]))
+                   test_sigterm_during_a_hung_write,
+                   test_missing_files_refused_before_anything]))

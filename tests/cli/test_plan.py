@@ -94,6 +94,9 @@ def test_failures_say_what_and_how():
                   ":3:10: cpu.modle: unknown key (did you mean 'model'?)")
     assert re.search(r"^qpass: error: /\S+\.json:3:10:", err), err
     failing("seed", '{"name": "t", "memory": "4G" "vcpus": 2}', ":1:30: not valid JSON")
+    disks = ", ".join('{"file": "/d%d", "format": "raw"}' % i for i in range(40))
+    failing("seed", BASE % (2, '"machine": "pc", "disks": [%s]' % disks),
+            ".json: the guest's root bus has no free slot left", "fix: pass fewer devices")
 
 
 def test_memory_on_the_node():
