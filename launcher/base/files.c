@@ -1,7 +1,10 @@
 #include "base/files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -85,4 +88,29 @@ int qp_lock_path(const char *path, int op)
 	}
 	errno = EAGAIN;
 	return -1;
+}
+
+void qp_remove_stale_tmp(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n < 5 || strcmp(e->d_name + n - 4, ".tmp"))
+			continue;
+		/* NAME.PID.tmp: the PID between the last two dots. */
+		const char *end = e->d_name + n - 4, *dot = end;
+		while (dot > e->d_name && dot[-1] != '.')
+			dot--;
+		if (dot == e->d_name || dot == end)
+			continue;
+		char *stop;
+		long pid = strtol(dot, &stop, 10);
+		if (stop != end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
 }

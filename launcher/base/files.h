@@ -22,6 +22,10 @@ int qp_mkdir_p(const char *path, mode_t mode, struct qp_err **err);
 int qp_write_atomic(const char *path, const char *text, size_t len, mode_t mode, bool sync,
 		    struct qp_err **err);
 
+/* Removes what qp_write_atomic left in dir when its process was killed mid-write:
+ * NAME.PID.tmp files whose PID is no process now. */
+void qp_remove_stale_tmp(const char *dir);
+
 /* Locks the file at path (created 0600 if missing) with flock(op: LOCK_EX, | LOCK_NB):
  * the fd, or -1 with errno (EWOULDBLOCK: held). Safe beside holders that unlink the
  * file while they hold it (the release of a lock here): after taking the lock, the

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "base/files.h"
 #include "base/rundir.h"
 #include "base/util.h"
 #include "cli/cli-int.h"
@@ -231,6 +232,8 @@ int qp_cmd_restore(struct globals *g, int argc, char **argv)
 		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
+	qp_autofree char *journals = qp_rundir_journal(NULL);
+	qp_remove_stale_tmp(journals);  /* a qpass killed mid-save left them */
 	struct qp_ledger l;
 	size_t done = reclaim_leases(&root, &l);
 	for (char **o = owners; *o; o++) {

@@ -130,6 +130,8 @@ int qp_ledger_load(const struct qp_root *root, bool reclaim, struct qp_ledger *o
 {
 	struct qp_ledger l = { 0 };
 	qp_autofree char *dir = qp_rundir_lease(NULL);
+	if (reclaim)
+		qp_remove_stale_tmp(dir);  /* under the host lock, as every reclaim */
 	DIR *d = opendir(dir);
 	if (!d && errno != ENOENT)
 		return qp_err_set(err, errno, "cannot read %s", dir);

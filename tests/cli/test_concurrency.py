@@ -78,10 +78,20 @@ def test_binds_at_once_lose_nothing():
             p = h.fk("restore", "manual")
             assert p.returncode == 0, (t, p.stderr)
             h.assert_restored("trial %d" % t)
+            litter = [n for n in os.listdir(os.path.join(h.rundir, "journal"))
+                      if n.endswith(".tmp")]
+            assert not litter, (t, litter)
             stats["restored"] += 1
             stats["trials"] += 1
     print("# %(trials)d trials, %(kills)d kill -9s, %(restored)d hosts restored exactly, "
           "%(lost)d journal entries lost, %(double)d double wins" % stats)
+
+
+def dead_pid():
+    """A pid that is no process now (a child that has been reaped)."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
 
 
 def test_a_vms_devices_are_not_touched():
@@ -114,8 +124,12 @@ def test_a_vms_devices_are_not_touched():
         assert p.returncode == 0, p.stderr
         rc, err = vm.finish()
         assert rc == 0, err
+        # What a qpass killed mid-save leaves (its pid is no process now) goes.
+        stale = os.path.join(h.rundir, "journal", "ghost.json.%d.tmp" % dead_pid())
+        open(stale, "w").close()
         p = h.fk("restore", "ghost")
         assert p.returncode == 0 and "restored the devices of ghost" in p.stderr, p.stderr
+        assert not os.path.exists(stale)
         assert snapshot(h.root) == before
         assert not os.path.exists(os.path.join(h.rundir, "journal", "ghost.json"))
 
