@@ -87,6 +87,46 @@ def test_binds_at_once_lose_nothing():
           "%(lost)d journal entries lost, %(double)d double wins" % stats)
 
 
+def test_bind_up_unbind_restore_at_once():
+    """Each trial: `bind A`, `up` of a VM with A, `unbind A` and `restore` at once. Who
+    wins varies; what holds is that the VM runs on A or is refused naming who has it,
+    that every function on vfio-pci is journaled by someone, and that after `down` and
+    `restore manual` the host is as it was."""
+    trials = max(10, TRIALS // 5)
+    outcomes = {}
+    rng = random.Random(17)
+    with scratch() as tmp:
+        h = Host(tmp)
+        for t in range(trials):
+            procs = [start(h, "bind", A), start(h, "unbind", A), start(h, "restore")]
+            if t % 2:
+                time.sleep(rng.uniform(0, 0.08))  # the bind first, some of the time
+            vm = VmUp(h, name="mix%d" % t)  # 08:00
+            st = vm.running(may_fail=True)
+            ends = [p.communicate(timeout=60) and p.returncode for p in procs]
+            jr = journaled(h)
+            on = {a for a in FUNCS[A] if h.driver(a) == "vfio-pci"}
+            vm_journal = os.path.join(h.rundir, "journal", "mix%d.json" % t)
+            if os.path.exists(vm_journal):
+                with open(vm_journal) as f:
+                    jr |= {e["address"] for e in json.load(f)["functions"]}
+            assert on <= jr, (t, sorted(on - jr), ends)
+            if st:
+                p = h.fk("down", vm.name)
+                assert p.returncode == 0, p.stderr
+            rc, err = vm.finish()
+            assert rc == (0 if st else 1), (t, rc, err)
+            if not st:
+                assert "is taken by" in err or "VM" in err, err
+            key = ("up" if st else "refused", "bind" if ends[0] == 0 else "no bind")
+            outcomes[key] = outcomes.get(key, 0) + 1
+            p = h.fk("restore", "manual")
+            assert p.returncode == 0, (t, p.stderr)
+            h.assert_restored("mixed trial %d" % t)
+    print("# %d mixed trials restored exactly: %s" % (trials, ", ".join(
+        "%s/%s %d" % (k[0], k[1], v) for k, v in sorted(outcomes.items()))))
+
+
 def dead_pid():
     """A pid that is no process now (a child that has been reaped)."""
     p = subprocess.Popen(["true"])
@@ -233,7 +273,8 @@ def test_missing_files_refused_before_anything():
 
 
 if __name__ == "__main__":
-    sys.exit(main([test_binds_at_once_lose_nothing, test_a_vms_devices_are_not_touched,
+    sys.exit(main([test_binds_at_once_lose_nothing, test_bind_up_unbind_restore_at_once,
+                   test_a_vms_devices_are_not_touched,
                    test_lock_files_survive_their_release, test_supervision_survives_bad_qmp,
                    test_sigterm_during_a_hung_write,
                    test_missing_files_refused_before_anything]))
