@@ -268,9 +268,9 @@ static void node_row(const struct qp_host *h, const struct qp_check_target *t,
 		    qp_xasprintf("%" PRIu64 " MiB of memory in all; the VM asks for %" PRIu64
 				 " MiB bound to this node", total_mib, mib),
 		    qp_xasprintf("lower \"memory\" in %s", p->file));
-	} else if (mib > free_mib && !p->hugepage_kb) {
+	} else if (!p->hugepage_kb && qp_plan_memory_fit(nd, mib, 0) != QP_MEM_FITS) {
 		uint64_t reclaim_mib = nd->mem_reclaim_kb / 1024;
-		bool enough = free_mib + reclaim_mib >= mib;
+		bool enough = qp_plan_memory_fit(nd, mib, 0) == QP_MEM_RECLAIM;
 		row(r, "node", subject, enough ? QP_CHECK_WARN : QP_CHECK_FAIL, "NUMA node",
 		    qp_xasprintf("%" PRIu64 " MiB free and %" PRIu64 " MiB the kernel can reclaim; "
 				 "the VM asks for %" PRIu64 " MiB%s", free_mib, reclaim_mib,

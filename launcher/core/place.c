@@ -353,6 +353,28 @@ int qp_plan_place_cpus(const struct qp_profile *p, const struct qp_host *h,
 	return rc;
 }
 
+/* Node nd as it is left beside others_kb that VMs still starting reserved: those come
+ * off its free memory first, then off what the kernel can reclaim. */
+static void left_after(const struct qp_numa_node *nd, uint64_t others_kb,
+		       struct qp_numa_node *left)
+{
+	uint64_t avail = nd->mem_free_kb + nd->mem_reclaim_kb;
+	avail = avail > others_kb ? avail - others_kb : 0;
+	left->mem_free_kb = nd->mem_free_kb > others_kb ? nd->mem_free_kb - others_kb : 0;
+	left->mem_reclaim_kb = avail > left->mem_free_kb ? avail - left->mem_free_kb : 0;
+}
+
+enum qp_mem_fit qp_plan_memory_fit(const struct qp_numa_node *nd, uint64_t mib,
+				   uint64_t others_kb)
+{
+	struct qp_numa_node left = *nd;
+	left_after(nd, others_kb, &left);
+	if (left.mem_free_kb >= mib * 1024)
+		return QP_MEM_FITS;
+	return left.mem_free_kb + left.mem_reclaim_kb >= mib * 1024 ? QP_MEM_RECLAIM
+								 : QP_MEM_SHORT;
+}
+
 /* Whether node nd holds mib more MiB for this VM, beside what the VMs still starting
  * reserved and have not touched yet: hugepages must be free; other memory free or
  * reclaimable (the page cache, reclaimable slab), with a warning when the kernel must
@@ -380,23 +402,18 @@ static int node_memory(const struct qp_profile *p, const struct qp_numa_node *nd
 				   (unsigned long long)need, nd->id,
 				   (unsigned long long)p->hugepage_kb);
 	}
-	struct qp_numa_node left = *nd;
 	uint64_t others = qp_ledger_untouched_mib(l, nd->id) * 1024;
-	uint64_t avail = nd->mem_free_kb + nd->mem_reclaim_kb;
-	left.mem_reclaim_kb = avail > others ? avail - others : 0;
-	left.mem_free_kb = nd->mem_free_kb > others ? nd->mem_free_kb - others : 0;
-	if (left.mem_reclaim_kb > left.mem_free_kb)
-		left.mem_reclaim_kb -= left.mem_free_kb;
-	else
-		left.mem_reclaim_kb = 0;
-	char *msg = qp_plan_memory_note(&left, mib);
-	if (msg && others)
+	struct qp_numa_node left = *nd;
+	left_after(nd, others, &left);
+	enum qp_mem_fit fit = qp_plan_memory_fit(nd, mib, others);
+	if (fit != QP_MEM_FITS && others)
 		note(plan, qp_xasprintf("the VMs that run have reserved %llu MiB of NUMA node %d "
 					"that they have not touched yet",
 					(unsigned long long)(others / 1024), nd->id));
-	if (!msg)
+	if (fit == QP_MEM_FITS)
 		return 0;
-	if ((left.mem_free_kb + left.mem_reclaim_kb) / 1024 >= mib) {
+	char *msg = qp_plan_memory_note(&left, mib);
+	if (fit == QP_MEM_RECLAIM) {
 		warn(plan, msg);
 		return 0;
 	}

@@ -107,6 +107,14 @@ int qp_plan_check_groups(const char *file, const struct qp_host *h, const int *g
 			 size_t n_groups, const struct qp_pci_addr *vm, size_t n_vm,
 			 struct qp_err **err);
 
+/* Whether node nd holds mib MiB more, beside others_kb that VMs still starting have
+ * reserved: in free memory; only once the kernel reclaims its caches (page cache,
+ * reclaimable slab); or not at all. The one verdict of plan (which refuses the last)
+ * and check (which fails it). */
+enum qp_mem_fit { QP_MEM_FITS, QP_MEM_RECLAIM, QP_MEM_SHORT };
+enum qp_mem_fit qp_plan_memory_fit(const struct qp_numa_node *nd, uint64_t mib,
+				   uint64_t others_kb);
+
 /* The warning when node nd has less free memory than the VM asks for (saying how much
  * the kernel can reclaim), or NULL. */
 char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib);
