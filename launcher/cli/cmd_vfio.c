@@ -1,12 +1,16 @@
 /* The commands of binding by hand: bind, unbind, and restore after a crash. */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "base/child.h"
 #include "base/files.h"
 #include "base/rundir.h"
 #include "base/util.h"
@@ -33,7 +37,8 @@ static const char bind_usage[] =
 	"that each driver link points there again.\n"
 	"\n"
 	"Both run under the host lock that `up` and `restore` take, and refuse a function\n"
-	"that a VM has (naming it); bind refuses one it already has, unbind one it has not.\n";
+	"that a VM has (naming it); bind refuses one it already has, unbind one it has not.\n"
+	"SIGTERM or SIGINT during bind gives back what it changed, then exits 1.\n";
 
 static const char restore_usage[] =
 	"Usage: qpass [--sysroot DIR] restore [NAME]\n"
@@ -48,7 +53,8 @@ static const char restore_usage[] =
 	"gone is reclaimed: its devices given back, and the CPUs and memory it held free\n"
 	"again (as the next `qpass up` would). A function that another running VM has\n"
 	"taken since stays in the journal, said, for a restore after that VM stops (exit\n"
-	"status 1). All of it under the host lock that `up`, `bind` and `unbind` take.\n";
+	"status 1). All of it under the host lock that `up`, `bind` and `unbind` take, and\n"
+	"each VM's journal under that VM's own lock (no `up NAME` starts meanwhile).\n";
 
 /* The functions ADDR... name on the host: "04:00" is every function of the device. */
 static int parse_selectors(char **args, int n, struct qp_pci_sel *sel, struct qp_err **err)
@@ -108,6 +114,37 @@ static bool may_change(const struct qp_root *root, bool bind, const struct qp_pc
 	return !*err;
 }
 
+/* bind's signals: SIGTERM, SIGINT and SIGHUP wait in a signalfd that ends a hung sysfs
+ * write's wait (base/child.h), so that the roll-back runs and qpass says why. */
+static int stop_signals(sigset_t *old)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, old);
+	int fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	qp_child_cancel_on(fd);
+	return fd;
+}
+
+/* Reads what came (said with the failure), and lets the signals be again. */
+static void stop_signals_end(int fd, const sigset_t *old, struct qp_err **err)
+{
+	qp_child_cancel_on(-1);
+	struct signalfd_siginfo si;
+	int asked = 0;
+	while (fd >= 0 && read(fd, &si, sizeof(si)) == sizeof(si))
+		asked = (int)si.ssi_signo;
+	if (fd >= 0)
+		close(fd);
+	if (asked && *err)
+		qp_err_prefix(err, "asked to stop (%s), so every change is given back",
+			      strsignal(asked));
+	sigprocmask(SIG_SETMASK, old, NULL);
+}
+
 int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 {
 	bool bind = !strcmp(argv[0], "bind");
@@ -137,8 +174,12 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 		int lock = -1;
 		if (select_functions(&h, argv + optind, sel, n_sel, &addrs, &n, &err) == 0 &&
 		    (lock = qp_ledger_lock(&err)) >= 0 && may_change(&root, bind, addrs, n, &err)) {
+			sigset_t old;
+			int sfd = bind ? stop_signals(&old) : -1;
 			int r = bind ? qp_vfio_bind(&root, "manual", addrs, n, &err)
 				     : qp_vfio_restore(&root, "manual", addrs, n, &err);
+			if (bind)
+				stop_signals_end(sfd, &old, &err);
 			if (r == 0) {
 				for (size_t i = 0; i < n; i++) {
 					char a[QP_PCI_ADDR_LEN];
@@ -207,6 +248,54 @@ static int restore_owner(const struct qp_root *root, const struct qp_ledger *l,
 	return rc;
 }
 
+/* Restores owner o's journal unless its VM runs (or its QEMU still does): 1 when
+ * restored. Failures set *rc. */
+static int restore_one(const struct qp_root *root, const struct qp_ledger *l, const char *o,
+		       bool named, int *rc)
+{
+	qp_autoerr struct qp_err *err = NULL;
+	if (!qp_vfio_journaled(o, NULL)) {
+		if (named)
+			fprintf(stderr, "qpass: %s has no journal: nothing to restore\n", o);
+		return 0;
+	}
+	/* No `up` of this name may start while its journal is replayed. */
+	int hold = strcmp(o, "manual") ? qp_vmdir_hold(o) : -1;
+	if (hold < 0 && strcmp(o, "manual") && errno != EWOULDBLOCK) {
+		fprintf(stderr, "qpass: error: cannot lock the runtime directory of %s: "
+			"%s\n", o, strerror(errno));
+		*rc = QP_EXIT_FAIL;
+		return 0;
+	}
+	if (hold < 0 && strcmp(o, "manual")) {
+		fprintf(stderr, "qpass: %s is running; its qpass gives its devices back "
+			"when it stops\n", o);
+		return 0;
+	}
+	pid_t qemu = qp_vm_orphan_qemu(o);
+	if (qemu) {
+		qp_vmdir_unhold(o, hold);
+		fprintf(stderr, "qpass: error: the QEMU of %s (pid %d) still runs without its "
+			"qpass, and uses the devices: not giving them back under it\n"
+			"  fix: stop it (kill %d), then run qpass restore %s again\n", o,
+			(int)qemu, (int)qemu, o);
+		*rc = QP_EXIT_FAIL;
+		return 0;
+	}
+	int r = restore_owner(root, l, o, &err);
+	qp_vmdir_unhold(o, hold);
+	if (r < 0) {
+		qp_err_report(&err);
+		*rc = QP_EXIT_FAIL;
+		return 0;
+	}
+	fprintf(stderr, "qpass: restored the devices of %s%s\n", o,
+		r ? " that no other VM has taken" : "");
+	if (r)
+		*rc = QP_EXIT_FAIL;
+	return 1;
+}
+
 int qp_cmd_restore(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
@@ -239,36 +328,7 @@ int qp_cmd_restore(struct globals *g, int argc, char **argv)
 	for (char **o = owners; *o; o++) {
 		if (optind >= argc && !strcmp(*o, "manual"))
 			continue;
-		if (!qp_vfio_journaled(*o, NULL)) {
-			if (optind < argc)
-				fprintf(stderr, "qpass: %s has no journal: nothing to restore\n", *o);
-			continue;
-		}
-		if (qp_vm_running(*o)) {
-			fprintf(stderr, "qpass: %s is running; its qpass gives its devices back "
-				"when it stops\n", *o);
-			continue;
-		}
-		pid_t qemu = qp_vm_orphan_qemu(*o);
-		if (qemu) {
-			fprintf(stderr, "qpass: error: the QEMU of %s (pid %d) still runs without its "
-				"qpass, and uses the devices: not giving them back under it\n"
-				"  fix: stop it (kill %d), then run qpass restore %s again\n", *o,
-				(int)qemu, (int)qemu, *o);
-			rc = QP_EXIT_FAIL;
-			continue;
-		}
-		int r = restore_owner(&root, &l, *o, &err);
-		if (r < 0) {
-			qp_err_report(&err);
-			rc = QP_EXIT_FAIL;
-			continue;
-		}
-		fprintf(stderr, "qpass: restored the devices of %s%s\n", *o,
-			r ? " that no other VM has taken" : "");
-		if (r)
-			rc = QP_EXIT_FAIL;
-		done++;
+		done += (size_t)restore_one(&root, &l, *o, optind < argc, &rc);
 	}
 	qp_ledger_free(&l);
 	qp_closep(&lock);

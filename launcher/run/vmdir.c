@@ -78,6 +78,27 @@ void qp_vmdir_write_state(const struct qp_vmdir *d, json_object *state)
 		qp_err_free(err);
 }
 
+int qp_vmdir_hold(const char *name)
+{
+	qp_autofree char *dir = qp_rundir_vm(name, NULL);
+	qp_autofree char *lock = qp_rundir_vm(name, QP_VM_LOCK);
+	if (qp_mkdir_p(dir, 0700, NULL) < 0)
+		return -1;
+	return qp_lock_path(lock, LOCK_EX | LOCK_NB);
+}
+
+void qp_vmdir_unhold(const char *name, int fd)
+{
+	if (fd < 0)
+		return;
+	qp_autofree char *dir = qp_rundir_vm(name, NULL);
+	qp_autofree char *lock = qp_rundir_vm(name, QP_VM_LOCK);
+	/* Unlinked while held: a qpass that locks it next sees that, and locks anew. */
+	unlink(lock);
+	rmdir(dir);
+	close(fd);
+}
+
 bool qp_vm_running(const char *name)
 {
 	qp_autofree char *lock = qp_rundir_vm(name, QP_VM_LOCK);

@@ -26,6 +26,12 @@ void qp_vmdir_release(struct qp_vmdir *d);
 /* Writes state (taken) to RUNDIR/NAME/state.json, atomically; best effort. */
 void qp_vmdir_write_state(const struct qp_vmdir *d, json_object *state);
 
+/* Holds the runtime directory's lock of a VM that is not running (made if missing), so
+ * that no `up NAME` starts while its journal is replayed: the fd, or -1 with errno
+ * (EWOULDBLOCK: the VM runs). qp_vmdir_unhold() lets go and removes what it made. */
+int qp_vmdir_hold(const char *name);
+void qp_vmdir_unhold(const char *name, int fd);
+
 /* Whether a VM of this name runs: its supervisor holds the runtime directory's lock
  * (the kernel drops it however the supervisor ends). */
 bool qp_vm_running(const char *name);

@@ -226,7 +226,7 @@ def test_supervision_survives_bad_qmp():
 
 def test_sigterm_during_a_hung_write():
     """`up` whose third sysfs write hangs (a 20 s deadline): SIGTERM ends the wait at
-    once, everything is given back, and qpass says why before it exits 1."""
+    once, everything is given back, and qpass says why before it exits 1; `bind` too."""
     with scratch() as tmp:
         h = Host(tmp)
         profile = os.path.join(tmp, "hung.json")
@@ -246,6 +246,18 @@ def test_sigterm_during_a_hung_write():
         assert "interrupted, qpass was asked to stop" in err, err
         assert took < 10, took
         h.assert_restored("SIGTERM during a hung write")
+        # The same for `qpass bind`.
+        env["QPASS_FAKE_FAULT"] = "2:hang"
+        t0 = time.monotonic()
+        p = subprocess.Popen([QPASS_FK, "--sysroot", h.root, "bind", A], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 1 and "asked to stop (Terminated), so every change is " \
+            "given back" in err, (p.returncode, err)
+        assert time.monotonic() - t0 < 10
+        h.assert_restored("SIGTERM during a hung write of bind")
 
 
 def test_missing_files_refused_before_anything():
