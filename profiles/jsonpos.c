@@ -280,7 +280,7 @@ static int value(struct scan *sc, const char *path)
 {
 	if (++sc->depth > 64) {
 		sc->depth--;
-		return qp_err_set(sc->err, 0, "nested more than 64 levels deep");
+		return fail_at(sc, sc->i, "nested more than 64 levels deep");
 	}
 	skip_space(sc);
 	int rc = 0;
