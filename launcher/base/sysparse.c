@@ -266,3 +266,34 @@ char qp_parse_stat_state(const char *stat)
 	const char *p = strrchr(stat, ')');
 	return p && p[1] == ' ' && p[2] ? p[2] : '\0';
 }
+
+int qp_parse_pci_resource(const char *content, struct qp_bar bars[6], struct qp_err **err)
+{
+	int n = 0;
+	const char *line = content;
+	for (unsigned i = 0; *line; i++) {
+		qp_autofree char *l = next_line(&line);
+		unsigned long long start, end, flags;
+		if (sscanf(l, "%llx %llx %llx", &start, &end, &flags) != 3) {
+			qp_autofree char *q = qp_quote(l);
+			return qp_err_set(err, 0, "line %u: expected 'START END FLAGS', got %s",
+					  i + 1, q);
+		}
+		if (i > 5 || end <= start)
+			continue;
+		/* IORESOURCE_IO, _MEM_64 and _PREFETCH of include/linux/ioport.h. */
+		bars[n++] = (struct qp_bar){ .index = i, .size = end - start + 1,
+					     .io = flags & 0x100, .mem64 = flags & 0x100000,
+					     .prefetch = flags & 0x2000 };
+	}
+	return n;
+}
+
+unsigned qp_parse_phys_bits(const char *cpuinfo)
+{
+	const char *p = strstr(cpuinfo, "address sizes");
+	unsigned bits = 0;
+	if (p && (p = strchr(p, ':')) && sscanf(p + 1, "%u bits physical", &bits) != 1)
+		bits = 0;
+	return bits;
+}

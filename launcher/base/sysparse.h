@@ -35,6 +35,24 @@ int qp_parse_link_name(const char *target, const char *dir, char **name, struct 
 int qp_parse_node_meminfo(const char *content, int node, uint64_t *total_kb, uint64_t *free_kb,
 			  uint64_t *reclaim_kb, struct qp_err **err);
 
+/* A PCI function's BAR as sysfs `resource` gives it. */
+struct qp_bar {
+	unsigned index;   /* 0-5 */
+	uint64_t size;    /* bytes */
+	bool io;          /* an I/O port BAR */
+	bool mem64;       /* a 64-bit memory BAR */
+	bool prefetch;
+};
+
+/* The BARs (index 0-5, those with a size) of a sysfs `resource` file: a line per
+ * resource, "0xSTART 0xEND 0xFLAGS". Returns how many, into bars[6]; -1 on a malformed
+ * line. */
+int qp_parse_pci_resource(const char *content, struct qp_bar bars[6], struct qp_err **err);
+
+/* The CPU's physical address bits from /proc/cpuinfo ("address sizes : 46 bits
+ * physical, 57 bits virtual"); 0 when it does not say. */
+unsigned qp_parse_phys_bits(const char *cpuinfo);
+
 /* /proc/modules: one module a line, "name size refs deps state addr". Returns the names
  * as a NULL-terminated array. */
 int qp_parse_proc_modules(const char *content, char ***names, struct qp_err **err);

@@ -172,6 +172,34 @@ static void add_dev_row(struct qp_buf *b, const struct qp_pci_dev *d, const char
 	qp_buf_addc(b, '\n');
 }
 
+/* "16M", "32G": a BAR's size. */
+static void add_size(struct qp_buf *b, uint64_t bytes)
+{
+	static const char units[] = "KMGT";
+	uint64_t v = bytes >> 10;
+	int u = 0;
+	while (v >= 1024 && !(v % 1024) && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	qp_buf_addf(b, " %llu%c", (unsigned long long)v, units[u]);
+}
+
+/* A GPU function's memory BARs, under its row ("BARs 16M 32G 32M"): the big ones are
+ * what the guest's 64-bit MMIO window must hold. */
+static void add_bars_row(struct qp_buf *b, const struct qp_pci_dev *d)
+{
+	size_t start = b->len;
+	for (unsigned i = 0; i < d->n_bars; i++)
+		if (!d->bars[i].io)
+			add_size(b, d->bars[i].size);
+	if (b->len == start)
+		return;
+	qp_autofree char *sizes = qp_xstrndup(b->s + start, b->len - start);
+	b->len = start;
+	qp_buf_addf(b, "                BARs%s\n", sizes);
+}
+
 static void text_gpu(struct qp_buf *b, const struct qp_host *h, const struct gpu *g)
 {
 	const struct qp_pci_dev *f0 = g->funcs[0];
@@ -210,8 +238,10 @@ static void text_gpu(struct qp_buf *b, const struct qp_host *h, const struct gpu
 	qp_autofree char *infos = qp_buf_steal(&info);
 	qp_buf_add_wrapped(b, WIDTH, "  ", infos);
 
-	for (size_t i = 0; i < g->n_funcs; i++)
+	for (size_t i = 0; i < g->n_funcs; i++) {
 		add_dev_row(b, g->funcs[i], g->funcs[i]->class_name);
+		add_bars_row(b, g->funcs[i]);
+	}
 	if (!g->n_groups)
 		return;
 	if (!g->n_peers) {
@@ -392,6 +422,18 @@ static void json_dev(struct qp_jsonw *w, const struct qp_pci_dev *d)
 		qp_jsonw_null(w);
 	}
 	qp_jsonw_kstr(w, "power_state", d->power_state);
+	qp_jsonw_key(w, "bars");
+	qp_jsonw_array(w);
+	for (unsigned i = 0; i < d->n_bars; i++) {
+		qp_jsonw_object(w);
+		qp_jsonw_kint(w, "index", (int)d->bars[i].index);
+		qp_jsonw_kuint(w, "size", d->bars[i].size);
+		qp_jsonw_kstr(w, "type", d->bars[i].io ? "io" : "memory");
+		qp_jsonw_kbool(w, "mem64", d->bars[i].mem64);
+		qp_jsonw_kbool(w, "prefetch", d->bars[i].prefetch);
+		qp_jsonw_end(w);
+	}
+	qp_jsonw_end(w);
 	qp_jsonw_key(w, "parent");
 	if (d->has_parent)
 		jw_addr(w, &d->parent);

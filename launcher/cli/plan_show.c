@@ -82,6 +82,20 @@ char *qp_plan_text(const struct qp_plan *plan)
 	return qp_buf_steal(&b);
 }
 
+/* The 64-bit MMIO window (docs/plan-json.md), or NULL when none is needed. */
+static json_object *mmio_json(const struct qp_plan *plan)
+{
+	if (!plan->mmio64_window)
+		return NULL;
+	json_object *m = json_object_new_object();
+	qp_json_add(m, "need_bytes", json_object_new_int64((int64_t)plan->mmio64_need));
+	qp_json_add(m, "window_bytes", json_object_new_int64((int64_t)plan->mmio64_window));
+	qp_json_add(m, "address_bits", json_object_new_int((int)plan->mmio64_bits));
+	qp_json_add(m, "set", json_object_new_boolean(plan->mmio64_window >
+						      qp_plan_mmio_default(plan->profile)));
+	return m;
+}
+
 json_object *qp_plan_json(const struct qp_plan *plan)
 {
 	const struct qp_profile *p = plan->profile;
@@ -113,6 +127,7 @@ json_object *qp_plan_json(const struct qp_plan *plan)
 	qp_json_add(o, "vcpu_pins", qp_json_ints(plan->vcpu_pins, plan->n_vcpus));
 	qp_json_add(o, "emulator_cpus", qp_json_cpus(&plan->emulator_cpus));
 	qp_json_add(o, "memory_nodes", qp_json_ints(plan->memory_nodes, plan->n_memory_nodes));
+	qp_json_add(o, "mmio64", mmio_json(plan));
 	qp_json_add(o, "memory_mib", json_object_new_uint64(p->memory_mib));
 	qp_json_add(o, "memlock_bytes", json_object_new_uint64(plan->memlock_bytes));
 	qp_json_add(o, "accel", json_object_new_string(plan->tcg ? "tcg" : "kvm"));

@@ -236,6 +236,24 @@ static void add_firmware(struct argv *a, const struct qp_plan *plan)
 	addf(a, "if=pflash,format=raw,unit=1,file=%s", vars);
 }
 
+/* A 64-bit MMIO window larger than the firmware's default, for big BARs. */
+static void add_mmio_window(struct argv *a, const struct qp_plan *plan)
+{
+	const struct qp_profile *p = plan->profile;
+	if (plan->mmio64_window <= qp_plan_mmio_default(p))
+		return;
+	if (p->firmware == QP_FW_OVMF) {
+		add(a, "-fw_cfg");
+		addf(a, "name=opt/ovmf/X-PciMmio64Mb,string=%llu",
+		     (unsigned long long)(plan->mmio64_window >> 20));
+	} else {
+		add(a, "-global");
+		addf(a, "%s-pcihost.pci-hole64-size=%lluG",
+		     p->machine == QP_MACHINE_PC ? "i440FX" : "q35",
+		     (unsigned long long)(plan->mmio64_window >> 30));
+	}
+}
+
 static void add_video_usb(struct argv *a, const struct qp_plan *plan)
 {
 	const struct qp_profile *p = plan->profile;
@@ -475,6 +493,7 @@ void qp_plan_build_argv(struct qp_plan *plan, const struct qp_host *h)
 	add(&a, "-accel");
 	add(&a, plan->tcg ? "tcg" : "kvm");
 	add_firmware(&a, plan);
+	add_mmio_window(&a, plan);
 	add_cpu(&a, plan);
 	add_memory(&a, plan, h);
 	add(&a, "-smp");

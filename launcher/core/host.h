@@ -13,6 +13,7 @@
 #include "base/cpulist.h"
 #include "base/err.h"
 #include "base/pciaddr.h"
+#include "base/sysparse.h"
 
 enum qp_header_type {
 	QP_HDR_ENDPOINT = 0,
@@ -46,6 +47,8 @@ struct qp_pci_dev {
 	char *power_state;       /* "D0", "D3cold"... NULL when the kernel does not say */
 	char *holders;           /* host processes that have it open, "1234 (Xorg)"; read
 	                          * for display devices when GPUs are picked, else NULL */
+	struct qp_bar bars[6];   /* its BARs with a size, from sysfs `resource` */
+	unsigned n_bars;
 };
 
 struct qp_iommu_group {
@@ -115,6 +118,7 @@ struct qp_host {
 	char *cmdline;                  /* /proc/cmdline without its newline */
 	char *cpu_vendor;               /* "GenuineIntel", "AuthenticAMD"; NULL if unknown */
 	bool cpu_vmx, cpu_svm;          /* hardware virtualization flags in /proc/cpuinfo */
+	unsigned phys_bits;             /* its "address sizes ... bits physical"; 0 unknown */
 	enum qp_module_state modules[QP_MOD_COUNT];
 	bool dev_kvm;                   /* /dev/kvm exists */
 	bool dev_vfio;                  /* /dev/vfio/vfio exists */

@@ -43,4 +43,8 @@ int qp_plan_place_cpus(const struct qp_profile *p, const struct qp_host *h,
 int qp_plan_place_memory(const struct qp_profile *p, const struct qp_host *h,
 			 const struct qp_ledger *l, struct qp_plan *plan, struct qp_err **err);
 
+/* The guest's 64-bit MMIO window from the passed functions' BARs (core/mmio.c): sized,
+ * noted, refused when it ends beyond the host's physical address bits. */
+int qp_plan_mmio(const struct qp_profile *p, const struct qp_host *h, struct qp_plan *plan,
+		 struct qp_err **err);
 #endif

@@ -302,7 +302,8 @@ int qp_plan_make_with(const struct qp_profile *p, const struct qp_host *h,
 	    check_groups(p, h, &plan, err) < 0 || check_boot_vga(p, h, &plan, err) < 0 ||
 	    qp_plan_choose_node(p, h, &plan, err) < 0 ||
 	    qp_plan_place_cpus(p, h, l, &plan, err) < 0 ||
-	    qp_plan_place_memory(p, h, l, &plan, err) < 0 || qp_plan_address(p, &plan, err) < 0) {
+	    qp_plan_place_memory(p, h, l, &plan, err) < 0 || qp_plan_address(p, &plan, err) < 0 ||
+	    qp_plan_mmio(p, h, &plan, err) < 0) {
 		qp_plan_free(&plan);
 		return -1;
 	}

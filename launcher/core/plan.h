@@ -57,6 +57,9 @@ struct qp_plan {
 	bool span;           /* across nodes: a guest node per memory node, GPUs on pxbs */
 	int *pxb_slots;      /* span: index guest node; its expander's slot, -1: none */
 	int sockets, cores;  /* the guest's CPU topology (threads: the profile's) */
+	uint64_t mmio64_need;    /* bytes the passed functions' 64-bit BARs take, aligned */
+	uint64_t mmio64_window;  /* the 64-bit MMIO window for them; 0: none needed */
+	unsigned mmio64_bits;    /* the physical address bits its end needs */
 	uint64_t memlock_bytes;  /* RAM + 1 GiB per VFIO device (libvirt's rule) */
 	bool prealloc;           /* every page allocated before the guest runs */
 	int prealloc_threads;
@@ -118,6 +121,10 @@ enum qp_mem_fit qp_plan_memory_fit(const struct qp_numa_node *nd, uint64_t mib,
 /* The warning when node nd has less free memory than the VM asks for (saying how much
  * the kernel can reclaim), or NULL. */
 char *qp_plan_memory_note(const struct qp_numa_node *nd, uint64_t memory_mib);
+
+/* The 64-bit MMIO window the firmware (OVMF) or QEMU's host bridge (SeaBIOS) gives
+ * when not told: plans with a larger one say so in the argv. */
+uint64_t qp_plan_mmio_default(const struct qp_profile *p);
 
 /* "pci.0:06.0": where a device sits in the guest. Caller frees. */
 char *qp_plan_guest_addr(const struct qp_plan_dev *d);

@@ -169,6 +169,13 @@ static int load_dev_state(struct qp_rootdir *dd, struct qp_pci_dev *d, struct qp
 
 	if (load_reset_methods(dd, d, err) < 0)
 		return -1;
+	qp_autofree char *res = NULL;
+	if (qp_rootdir_read(dd, "resource", true, &res, NULL, err) < 0)
+		return -1;
+	int n = res ? qp_parse_pci_resource(res, d->bars, err) : 0;
+	if (n < 0)
+		return qp_sysdir_name_file(dd, "resource", err);
+	d->n_bars = (unsigned)n;
 	return load_power_state(dd, d, err);
 }
 

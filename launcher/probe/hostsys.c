@@ -312,6 +312,7 @@ int qp_hostload_kernel(const struct qp_root *r, struct qp_host *h, struct qp_err
 	qp_autofree char *info = NULL;
 	if (qp_root_read_opt(r, "proc/cpuinfo", &info, NULL, err) < 0)
 		return -1;
+	h->phys_bits = info ? qp_parse_phys_bits(info) : 0;
 	for (char *line = info, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
