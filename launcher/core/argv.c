@@ -127,6 +127,10 @@ static void add_cpu(struct argv *a, const struct qp_plan *plan)
 	}
 	if (p->hv_vendor_id)
 		qp_buf_addf(&b, ",hv-vendor-id=%s", p->hv_vendor_id);
+	/* A 64-bit MMIO window beyond the 40 address bits QEMU gives a named model or TCG;
+	 * "host" under KVM takes the host's own (host-phys-bits). */
+	if (plan->mmio64_bits > 40 && (plan->tcg || strcmp(p->cpu_model, "host")))
+		qp_buf_addf(&b, ",phys-bits=%u", plan->mmio64_bits);
 	add(a, "-cpu");
 	qp_autofree char *cpu = qp_buf_steal(&b);
 	add(a, cpu);

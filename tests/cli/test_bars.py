@@ -18,11 +18,12 @@ PROFILE = """{ "name": "big", "memory": "64G", "vcpus": 2, "machine": "%s",
   "firmware": "%s", "passthrough": ["01:00"] }"""
 
 
-def host(tmp, bar, phys_bits=None):
-    root = os.path.join(tmp, "bar%d" % bar)
+def host(tmp, bar, phys_bits=None, gpus=1):
+    root = os.path.join(tmp, "bar%d-%d" % (bar, gpus))
     subprocess.run([sys.executable, os.path.join(SOURCE, "tests/fixtures/mkhost.py"), "scale",
-                    root, "--gpus", "1", "--functions", "2", "--others", "0", "--nodes", "1",
-                    "--cpus", "16", "--bar", str(bar)], check=True, stdout=subprocess.DEVNULL)
+                    root, "--gpus", str(gpus), "--functions", "2", "--others", "0",
+                    "--nodes", "1", "--cpus", "16", "--bar", str(bar)], check=True,
+                   stdout=subprocess.DEVNULL)
     if phys_bits:
         path = os.path.join(root, "proc/cpuinfo")
         with open(path) as f:
@@ -107,6 +108,26 @@ def test_window_past_the_physical_address_bits():
             "physical address bits; this host's CPU has 39" in p.stderr, p.stderr
 
 
+def test_phys_bits_for_a_window_past_40_bits():
+    """Two 128 GiB BARs: a 1 TiB window above 64 GiB of RAM ends at 41 bits; a named CPU
+    model (40 bits by default) gets phys-bits=41, "host" under KVM keeps the host's."""
+    with scratch() as tmp:
+        root = host(tmp, 128, gpus=2)
+        path = os.path.join(tmp, "two.json")
+        for model, want in (("EPYC", "EPYC,phys-bits=41"), ("host", "host")):
+            with open(path, "w") as f:
+                f.write('{"name": "two", "memory": "64G", "vcpus": 2, "machine": "q35", '
+                        '"firmware": "ovmf", "cpu": {"model": "%s"}, '
+                        '"passthrough": ["01:00", "02:00"]}' % model)
+            p = run("plan", path, "--json", sysroot=root)
+            assert p.returncode == 0, p.stderr
+            doc = json.loads(p.stdout)
+            assert doc["mmio64"]["window_bytes"] == 1024 * GIB, doc["mmio64"]
+            assert doc["mmio64"]["address_bits"] == 41, doc["mmio64"]
+            argv = doc["argv"]
+            assert argv[argv.index("-cpu") + 1] == want, argv[argv.index("-cpu") + 1]
+
+
 def test_list_shows_the_bars():
     with scratch() as tmp:
         root = host(tmp, 32)
@@ -123,4 +144,5 @@ def test_list_shows_the_bars():
 if __name__ == "__main__":
     sys.exit(main([test_window_from_the_bars, test_qemu_takes_the_window,
                    test_window_past_the_physical_address_bits,
+                   test_phys_bits_for_a_window_past_40_bits,
                    test_list_shows_the_bars]))
