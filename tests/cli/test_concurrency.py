@@ -224,6 +224,20 @@ def test_supervision_survives_bad_qmp():
         h.assert_restored("after an internal error")
 
 
+def terminated(h, fault, *args):
+    """`qpass-fk ARGS` with FAULT (a 20 s sysfs deadline), sent SIGTERM after 1 s: its
+    exit status, stderr and how long it took."""
+    env = dict(os.environ, QPASS_RUNDIR=h.rundir, QPASS_SYSFS_TIMEOUT_MS="20000",
+               QPASS_FAKE_FAULT=fault)
+    t0 = time.monotonic()
+    p = subprocess.Popen([QPASS_FK, "--sysroot", h.root] + list(args), env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    return p.returncode, err, time.monotonic() - t0
+
+
 def test_sigterm_during_a_hung_write():
     """`up` whose third sysfs write hangs (a 20 s deadline): SIGTERM ends the wait at
     once, everything is given back, and qpass says why before it exits 1; `bind` too."""
@@ -232,31 +246,16 @@ def test_sigterm_during_a_hung_write():
         profile = os.path.join(tmp, "hung.json")
         with open(profile, "w") as f:
             f.write(VM % ("hung", os.path.abspath(STUB), ""))
-        env = dict(os.environ, QPASS_RUNDIR=h.rundir, QPASS_SYSFS_TIMEOUT_MS="20000",
-                   QPASS_FAKE_FAULT="3:hang")
-        t0 = time.monotonic()
-        p = subprocess.Popen([QPASS_FK, "--sysroot", h.root, "up", profile], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=30)
-        took = time.monotonic() - t0
-        assert p.returncode == 1, (p.returncode, err)
+        rc, err, took = terminated(h, "3:hang", "up", profile)
+        assert rc == 1, (rc, err)
         assert "asked to stop (Terminated) while the VM started" in err, err
         assert "interrupted, qpass was asked to stop" in err, err
         assert took < 10, took
         h.assert_restored("SIGTERM during a hung write")
-        # The same for `qpass bind`.
-        env["QPASS_FAKE_FAULT"] = "2:hang"
-        t0 = time.monotonic()
-        p = subprocess.Popen([QPASS_FK, "--sysroot", h.root, "bind", A], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=30)
-        assert p.returncode == 1 and "asked to stop (Terminated), so every change is " \
-            "given back" in err, (p.returncode, err)
-        assert time.monotonic() - t0 < 10
+        rc, err, took = terminated(h, "2:hang", "bind", A)
+        assert rc == 1 and "asked to stop (Terminated), so every change is given back" \
+            in err, (rc, err)
+        assert took < 10, took
         h.assert_restored("SIGTERM during a hung write of bind")
 
 
