@@ -350,12 +350,23 @@ static void print_status_row(json_object *st)
 		qp_buf_addf(&pins, "%s%zu->%d", v ? " " : "", v,
 			    json_object_get_int(json_object_array_get_idx(p, v)));
 	qp_autofree char *pin_text = qp_buf_steal(&pins);
-	printf("%-16s %-10s %-9d %-9d %-9s %-4d %s\n",
+	/* The node, or across nodes every memory node ("0,1"). */
+	struct qp_buf node = { 0 };
+	json_object *mn = json_object_object_get(st, "memory_nodes");
+	for (size_t i = 0; mn && json_object_array_length(mn) > 1 &&
+			   i < json_object_array_length(mn); i++)
+		qp_buf_addf(&node, "%s%d", i ? "," : "",
+			    json_object_get_int(json_object_array_get_idx(mn, i)));
+	if (!node.len)
+		qp_buf_addf(&node, "%d", json_object_get_int(json_object_object_get(st,
+										   "numa_node")));
+	qp_autofree char *node_text = qp_buf_steal(&node);
+	printf("%-16s %-10s %-9d %-9d %-9s %-4s %s\n",
 	       json_object_get_string(json_object_object_get(st, "name")),
 	       json_object_get_string(json_object_object_get(st, "state")),
 	       json_object_get_int(json_object_object_get(st, "qpass_pid")),
-	       json_object_get_int(json_object_object_get(st, "qemu_pid")), uptime,
-	       json_object_get_int(json_object_object_get(st, "numa_node")), pin_text);
+	       json_object_get_int(json_object_object_get(st, "qemu_pid")), uptime, node_text,
+	       pin_text);
 	/* The rest of what it holds, on a line of its own. */
 	json_object *emu = json_object_object_get(st, "emulator_cpus");
 	qp_buf_add(&more, "emulator CPUs");

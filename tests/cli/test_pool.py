@@ -345,6 +345,8 @@ def test_all_gpus_in_one_vm_across_nodes():
         emu = ",".join(str(c) for c in lease["emulator_cpus"])
         assert affinity(h.root, 120) == emu, affinity(h.root, 120)
         assert affinity(h.root, 130) == str(lease["vcpu_cpus"][1]), affinity(h.root, 130)
+        text = h.fk("status", "all8").stdout
+        assert re.search(r"^all8 +running +\d+ +\d+ +\S+ +0,1 ", text, re.M), text
         p = h.fk("status", "all8", "--json")
         pl = json.loads(p.stdout)["placement"]
         assert pl["as_planned"], pl["drift"]
