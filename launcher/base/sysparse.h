@@ -42,6 +42,8 @@ struct qp_bar {
 	bool io;          /* an I/O port BAR */
 	bool mem64;       /* a 64-bit memory BAR */
 	bool prefetch;
+	uint64_t resize_mask;  /* Resizable BAR: bit n = 2^n MiB supported (its sysfs
+	                        * resourceN_resize); 0: not resizable */
 };
 
 /* The BARs (index 0-5, those with a size) of a sysfs `resource` file: a line per

@@ -172,7 +172,7 @@ static void add_dev_row(struct qp_buf *b, const struct qp_pci_dev *d, const char
 	qp_buf_addc(b, '\n');
 }
 
-/* "16M", "32G": a BAR's size. */
+/* " 16M", " 32G": a BAR's size, after a blank. */
 static void add_size(struct qp_buf *b, uint64_t bytes)
 {
 	static const char units[] = "KMGT";
@@ -195,6 +195,18 @@ static void add_bars_row(struct qp_buf *b, const struct qp_pci_dev *d)
 			add_size(b, d->bars[i].size);
 	if (b->len == start)
 		return;
+	for (unsigned i = 0; i < d->n_bars; i++) {
+		uint64_t m = d->bars[i].resize_mask;
+		if (!m)
+			continue;
+		/* Resizable: its smallest and largest size (bit n: 2^n MiB). */
+		int lo = __builtin_ctzll(m), hi = 63 - __builtin_clzll(m);
+		qp_buf_addf(b, "; BAR%u resizable:", d->bars[i].index);
+		add_size(b, (1ULL << lo) << 20);
+		size_t dash = b->len;
+		add_size(b, (1ULL << hi) << 20);
+		b->s[dash] = '-';  /* "256M-32G" */
+	}
 	qp_autofree char *sizes = qp_xstrndup(b->s + start, b->len - start);
 	b->len = start;
 	qp_buf_addf(b, "                BARs%s\n", sizes);
@@ -431,6 +443,16 @@ static void json_dev(struct qp_jsonw *w, const struct qp_pci_dev *d)
 		qp_jsonw_kstr(w, "type", d->bars[i].io ? "io" : "memory");
 		qp_jsonw_kbool(w, "mem64", d->bars[i].mem64);
 		qp_jsonw_kbool(w, "prefetch", d->bars[i].prefetch);
+		qp_jsonw_key(w, "resizable");
+		if (d->bars[i].resize_mask) {
+			qp_jsonw_array(w);
+			for (unsigned n = 0; n < 64 - 20; n++)
+				if (d->bars[i].resize_mask >> n & 1)
+					qp_jsonw_uint(w, (1ULL << n) << 20);
+			qp_jsonw_end(w);
+		} else {
+			qp_jsonw_null(w);
+		}
 		qp_jsonw_end(w);
 	}
 	qp_jsonw_end(w);

@@ -176,6 +176,15 @@ static int load_dev_state(struct qp_rootdir *dd, struct qp_pci_dev *d, struct qp
 	if (n < 0)
 		return qp_sysdir_name_file(dd, "resource", err);
 	d->n_bars = (unsigned)n;
+	for (unsigned i = 0; i < d->n_bars; i++) {
+		/* Resizable BAR (Linux 5.12+): the sizes it may take, as a hex mask. */
+		char name[32];
+		snprintf(name, sizeof(name), "resource%u_resize", d->bars[i].index);
+		qp_autofree char *mask = NULL;
+		if (qp_rootdir_read(dd, name, true, &mask, NULL, err) < 0)
+			return -1;
+		d->bars[i].resize_mask = mask ? strtoull(mask, NULL, 16) : 0;
+	}
 	return load_power_state(dd, d, err);
 }
 

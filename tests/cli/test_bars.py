@@ -1,7 +1,8 @@
 """Big GPUs: the guest's 64-bit MMIO window sized from the passed functions' BARs, on
 fixture hosts whose GPU has a 16, 32 or 128 GiB BAR (tests/fixtures/mkhost.py scale
 --bar), with OVMF and SeaBIOS, on q35 and pc; a window past the host's physical address
-bits refused with the numbers; `list` shows each BAR."""
+bits refused with the numbers; `list` shows each BAR, and the sizes a Resizable BAR may
+take (sysfs resourceN_resize)."""
 
 import json
 import os
@@ -137,8 +138,10 @@ def test_list_shows_the_bars():
         fn = [d for d in doc["devices"] if d["address"] == "0000:01:00.0"][0]
         bars = [(b["index"], b["size"], b["mem64"], b["prefetch"]) for b in fn["bars"]]
         assert (1, 32 * GIB, True, True) in bars and (2, 32 << 20, True, True) in bars, bars
+        assert fn["bars"][1]["resizable"] == [(256 << 20) << n for n in range(8)], fn["bars"]
+        assert fn["bars"][0]["resizable"] is None, fn["bars"]
         p = run("list", sysroot=root)
-        assert "BARs 16M 32G 32M" in p.stdout, p.stdout
+        assert "BARs 16M 32G 32M; BAR1 resizable: 256M-32G" in p.stdout, p.stdout
 
 
 if __name__ == "__main__":
