@@ -217,6 +217,14 @@ static void fn_ok(const struct qp_pci_dev *d, const struct qp_pci_dev *slot_rese
 		qp_buf_addf(&ok, ", reset with its slot (%s: %s)", o, slot_reset->reset_methods[0]);
 	}
 	qp_buf_add(&ok, ", not held, no boot framebuffer");
+	for (unsigned i = 0; i < d->n_bars; i++) {
+		uint64_t m = d->bars[i].resize_mask;
+		if (m)  /* Resizable BAR: now, and what it may be (bit n: 2^n MiB) */
+			qp_buf_addf(&ok, "; BAR%u is %llu MiB, resizable to %llu-%llu MiB",
+				    d->bars[i].index,
+				    (unsigned long long)(d->bars[i].size >> 20),
+				    1ULL << __builtin_ctzll(m), 1ULL << (63 - __builtin_clzll(m)));
+	}
 	row(r, "function", a, QP_CHECK_OK, "function", qp_buf_steal(&ok), NULL);
 }
 

@@ -142,6 +142,10 @@ def test_list_shows_the_bars():
         assert fn["bars"][0]["resizable"] is None, fn["bars"]
         p = run("list", sysroot=root)
         assert "BARs 16M 32G 32M; BAR1 resizable: 256M-32G" in p.stdout, p.stdout
+        p = run("check", "--json", "--device", "01:00.0", sysroot=root)
+        rows = [r for r in json.loads(p.stdout)["checks"] if r["id"] == "function"]
+        assert rows and "BAR1 is 32768 MiB, resizable to 256-32768 MiB" in rows[0]["detail"], \
+            rows
 
 
 if __name__ == "__main__":
