@@ -46,17 +46,6 @@ bad:;
 			  "of MiB)", q);
 }
 
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (!n || n > 64 || !isalnum((unsigned char)s[0]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
-			return false;
-	return true;
-}
-
 static bool valid_uuid(const char *s)
 {
 	if (strlen(s) != 36)
@@ -345,7 +334,7 @@ static int read_profile(struct qp_keys *c, json_object *root, struct qp_profile 
 	if (qp_keys_check(c, root, "", top_keys) < 0 ||
 	    qp_key_str(c, root, "", "name", true, &p->name) < 0)
 		return -1;
-	if (!valid_name(p->name))
+	if (!qp_vm_name_ok(p->name))
 		return qp_key_fail(c, "name",
 				   "a VM name has 1 to 64 letters, digits, '.', '_' or '-', "
 				   "and starts with a letter or digit");

@@ -24,6 +24,10 @@ char *qp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *qp_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* Appends s (taken) to a NULL-terminated vector, which may be NULL. */
+/* A VM's name: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or
+ * digit (so that RUNDIR/NAME/... and RUNDIR/journal/NAME.json stay inside RUNDIR). */
+bool qp_vm_name_ok(const char *s);
+
 void qp_strv_push(char ***v, char *s);
 /* Frees a NULL-terminated vector and its strings; NULL is nothing to free. */
 void qp_strv_free(char **v);

@@ -304,6 +304,10 @@ int qp_cmd_restore(struct globals *g, int argc, char **argv)
 		return rc;
 	if (f.json || argc - optind > 1)
 		return qp_cli_usage_error("restore: qpass restore [NAME]%s", "");
+	if (optind < argc && strcmp(argv[optind], "manual") && !qp_vm_name_ok(argv[optind]))
+		return qp_cli_usage_error("restore: %s is not a VM name (1 to 64 letters, digits, "
+					  "'.', '_' or '-', starting with a letter or digit)",
+					  argv[optind]);
 	char **owners = qp_cli_names(argc, argv, qp_vfio_journals);
 	qp_autoerr struct qp_err *err = NULL;
 	struct qp_root root;

@@ -111,6 +111,12 @@ void qp_ctl_serve_one(int listen_fd, qp_ctl_handler handler, void *ctx)
 
 int qp_ctl_call(const char *name, json_object *req, json_object **reply, struct qp_err **err)
 {
+	if (!qp_vm_name_ok(name)) {
+		json_object_put(req);
+		qp_autofree char *q = qp_quote(name);
+		return qp_err_set(err, 0, "%s is not a VM name (1 to 64 letters, digits, '.', '_' "
+				  "or '-', starting with a letter or digit)", q);
+	}
 	*reply = NULL;
 	qp_autofree char *path = qp_rundir_vm(name, QP_VM_CONTROL);
 	qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(

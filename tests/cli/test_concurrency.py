@@ -283,9 +283,29 @@ def test_missing_files_refused_before_anything():
         assert not os.path.exists(os.path.join(h.rundir, "leases", "nodisk.json"))
 
 
+def test_names_stay_inside_the_rundir():
+    """A VM name on the command line is a VM name: `restore ../../x` would read
+    RUNDIR/journal/../../x.json, `down ../x` would talk to RUNDIR/../x/control.sock."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        outside = os.path.join(tmp, "x.json")
+        with open(outside, "w") as f:
+            json.dump({"version": 1, "functions": [
+                {"address": "0000:08:00.1", "driver": "snd_hda_intel",
+                 "driver_override": None}]}, f)
+        p = h.fk("restore", "../../x")
+        assert p.returncode == 2 and "../../x is not a VM name" in p.stderr, p.stderr
+        assert os.path.exists(outside)
+        for args in (("down", "../x"), ("pin", "../x", "0", "1"), ("qmp", "../x", "stop")):
+            p = h.fk(*args)
+            assert p.returncode != 0 and "is not a VM name" in p.stderr, (args, p.stderr)
+        h.assert_restored("names outside the runtime directory")
+
+
 if __name__ == "__main__":
     sys.exit(main([test_binds_at_once_lose_nothing, test_bind_up_unbind_restore_at_once,
                    test_a_vms_devices_are_not_touched,
                    test_lock_files_survive_their_release, test_supervision_survives_bad_qmp,
                    test_sigterm_during_a_hung_write,
-                   test_missing_files_refused_before_anything]))
+                   test_missing_files_refused_before_anything,
+                   test_names_stay_inside_the_rundir]))
