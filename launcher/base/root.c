@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -75,6 +76,10 @@ int qp_root_openat(const struct qp_root *root, const char *rel, int flags)
 			return openat(root->fd, rel, flags | O_CLOEXEC);
 		/* ENOSYS: old kernel; EPERM: a seccomp filter that denies the syscall. */
 		no_openat2 = true;
+		if (strcmp(root->path, "/"))
+			fprintf(stderr, "qpass: warning: openat2 is not there (Linux 5.6+, or a "
+				"seccomp filter denies it): reads under %s are not contained, and "
+				"an absolute link in it leads to the real host\n", root->path);
 	}
 	return openat(root->fd, rel, flags | O_CLOEXEC);
 }

@@ -3,10 +3,12 @@
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qptest import HOSTS, check_golden, fixture, list_json, main, run  # noqa: E402
+from qptest import HOSTS, QPASS, check_golden, fixture, list_json, main, run  # noqa: E402
 
 
 def normalized(text, host):
@@ -156,6 +158,19 @@ def test_usage_errors():
     assert p.returncode == 0 and p.stdout.startswith("qpass ")
 
 
+def test_uncontained_sysroot_is_said():
+    """Without openat2 (injected: ENOSYS, as before Linux 5.6), reads under --sysroot
+    are not contained: qpass says so instead of going on without a word."""
+    if not shutil.which("strace"):
+        return
+    p = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "trace=openat2", "-e",
+                        "inject=openat2:error=ENOSYS", QPASS, "--sysroot", fixture("seed"),
+                        "list"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "GPU 0000:04:00" in p.stdout, p.stderr
+    assert p.stderr.count("qpass: warning: openat2 is not there") == 1, p.stderr
+    assert "are not contained" in p.stderr, p.stderr
+
+
 def test_missing_sysroot_is_named():
     p = run("list", sysroot="/nonexistent/qpass-host")
     assert p.returncode == 1
@@ -163,7 +178,7 @@ def test_missing_sysroot_is_named():
 
 
 if __name__ == "__main__":
-    sys.exit(main([test_golden_text, test_golden_json, test_fits_80_columns,
+    sys.exit(main([test_uncontained_sysroot_is_said, test_golden_text, test_golden_json, test_fits_80_columns,
                    test_seed_shows_8_gpus_with_4_functions, test_json_contract,
                    test_seed_json, test_peg_group_peer_is_a_bridge, test_chipset_group_peers,
                    test_iommu_off_says_so_once, test_sysroot_from_environment,
