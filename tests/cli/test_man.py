@@ -1,0 +1,40 @@
+"""qpass(1), made at build time from the binary's --help (tools/mkman.py): every line of
+`qpass --help` and of each `qpass COMMAND --help` is in it, and man renders it."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from qptest import SKIP, main, run  # noqa: E402
+
+BUILD = os.environ.get("QP_BUILD", "")
+
+
+def test_man_page_says_what_help_says():
+    with open(os.path.join(BUILD, "qpass.1.scd")) as f:
+        page = f.read()
+    top = run("--help").stdout
+    cmds = ["list", "check", "plan", "up", "down", "status", "pin", "qmp", "bind", "unbind",
+            "restore"]
+    for cmd in cmds:
+        assert "\n  %s " % cmd in top, cmd
+        assert "\n## %s\n" % cmd in page, cmd
+        for line in run(cmd, "--help").stdout.splitlines():
+            assert line in page, (cmd, line)
+    for line in top.splitlines():
+        assert line in page, line
+    if shutil.which("man"):
+        p = subprocess.run(["man", "-l", os.path.join(BUILD, "qpass.1")],
+                           capture_output=True, text=True, env=dict(os.environ, MANPAGER="cat",
+                                                                    COLUMNS="80"))
+        assert p.returncode == 0 and "qpass - launches QEMU" in p.stdout, p.stderr
+        assert "QPASS_RUNDIR" in p.stdout and "restore [NAME]" in p.stdout
+
+
+if __name__ == "__main__":
+    if not os.path.exists(os.path.join(BUILD, "qpass.1.scd")):
+        print("scdoc is missing: apt-get install scdoc (tools/dev deps does)")
+        sys.exit(SKIP)
+    sys.exit(main([test_man_page_says_what_help_says]))
