@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,16 @@ static int cancel_fd = -1;
 void qp_child_cancel_on(int fd)
 {
 	cancel_fd = fd;
+}
+
+int qp_child_stop_asked(int fd)
+{
+	struct signalfd_siginfo si;
+	int asked = 0;
+	while (fd >= 0 && read(fd, &si, sizeof(si)) == sizeof(si))
+		if (si.ssi_signo != SIGCHLD)
+			asked = (int)si.ssi_signo;
+	return asked;
 }
 
 /* Reads fd until EOF or the deadline: true when the deadline passed first, or (with

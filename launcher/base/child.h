@@ -36,4 +36,8 @@ int qp_child_run(void (*fn)(void *arg, int fd), void *arg, int timeout_ms, size_
  * polled, never read: the caller reads it, and says why. */
 void qp_child_cancel_on(int fd);
 
+/* Reads every signal waiting in signalfd fd (SIGCHLD aside): the last one's number, or 0
+ * when none came. For the caller to say "asked to stop" instead of dying of it later. */
+int qp_child_stop_asked(int fd);
+
 #endif

@@ -133,10 +133,7 @@ static int stop_signals(sigset_t *old)
 static void stop_signals_end(int fd, const sigset_t *old, struct qp_err **err)
 {
 	qp_child_cancel_on(-1);
-	struct signalfd_siginfo si;
-	int asked = 0;
-	while (fd >= 0 && read(fd, &si, sizeof(si)) == sizeof(si))
-		asked = (int)si.ssi_signo;
+	int asked = qp_child_stop_asked(fd);
 	if (fd >= 0)
 		close(fd);
 	if (asked && *err)

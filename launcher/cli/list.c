@@ -189,27 +189,24 @@ static void add_size(struct qp_buf *b, uint64_t bytes)
  * what the guest's 64-bit MMIO window must hold. */
 static void add_bars_row(struct qp_buf *b, const struct qp_pci_dev *d)
 {
-	size_t start = b->len;
+	struct qp_buf row = { 0 };
 	for (unsigned i = 0; i < d->n_bars; i++)
 		if (!d->bars[i].io)
-			add_size(b, d->bars[i].size);
-	if (b->len == start)
-		return;
-	for (unsigned i = 0; i < d->n_bars; i++) {
+			add_size(&row, d->bars[i].size);
+	for (unsigned i = 0; row.len && i < d->n_bars; i++) {
 		uint64_t m = d->bars[i].resize_mask;
 		if (!m)
 			continue;
-		/* Resizable: its smallest and largest size (bit n: 2^n MiB). */
-		int lo = __builtin_ctzll(m), hi = 63 - __builtin_clzll(m);
-		qp_buf_addf(b, "; BAR%u resizable:", d->bars[i].index);
-		add_size(b, (1ULL << lo) << 20);
-		size_t dash = b->len;
-		add_size(b, (1ULL << hi) << 20);
-		b->s[dash] = '-';  /* "256M-32G" */
+		/* Resizable: its smallest and largest size (bit n: 2^n MiB), "256M-32G". */
+		qp_buf_addf(&row, "; BAR%u resizable:", d->bars[i].index);
+		add_size(&row, (1ULL << __builtin_ctzll(m)) << 20);
+		size_t dash = row.len;
+		add_size(&row, (1ULL << (63 - __builtin_clzll(m))) << 20);
+		row.s[dash] = '-';
 	}
-	qp_autofree char *sizes = qp_xstrndup(b->s + start, b->len - start);
-	b->len = start;
-	qp_buf_addf(b, "                BARs%s\n", sizes);
+	if (row.len)
+		qp_buf_addf(b, "                BARs%s\n", row.s);
+	qp_buf_free(&row);
 }
 
 static void text_gpu(struct qp_buf *b, const struct qp_host *h, const struct gpu *g)

@@ -226,11 +226,7 @@ static void free_placement(struct vm *vm)
  * prints why. */
 static void stopped_while_starting(struct vm *vm, int rc, struct qp_err **err)
 {
-	struct signalfd_siginfo si;
-	int asked = 0;
-	while (vm->sig_fd >= 0 && read(vm->sig_fd, &si, sizeof(si)) == sizeof(si))
-		if (si.ssi_signo != SIGCHLD)
-			asked = (int)si.ssi_signo;
+	int asked = qp_child_stop_asked(vm->sig_fd);
 	if (asked && rc < 0 && err && *err)
 		qp_err_prefix(err, "asked to stop (%s) while the VM started, so nothing is left "
 			      "taken", strsignal(asked));

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from qptest import main, scratch  # noqa: E402
-from test_vfio import STUB, Host, VmUp  # noqa: E402
+from test_vfio import STUB, Host, VmUp, hold_devices  # noqa: E402
 
 VM = """{ "name": "%s", "memory": "1G", "vcpus": %d, "machine": "pc", "video": "none",
   "usb": {"controller": "none"}, "gpus": %s, "qemu": "%s", "shutdown_timeout": 5 }"""
@@ -219,14 +219,7 @@ def test_gpu_open_by_a_host_process_is_skipped():
     builds it): four GPUs of node 0 are not free, three are, and plan says who has it."""
     with scratch() as tmp:
         h = Host(tmp)
-        r = h.root
-        os.makedirs(os.path.join(r, "dev/dri/by-path"))
-        open(os.path.join(r, "dev/dri/card1"), "w").close()
-        os.symlink("../card1", os.path.join(r, "dev/dri/by-path/pci-0000:08:00.0-card"))
-        os.makedirs(os.path.join(r, "proc/4242/fd"))
-        os.symlink("/dev/dri/card1", os.path.join(r, "proc/4242/fd/3"))
-        with open(os.path.join(r, "proc/4242/comm"), "w") as f:
-            f.write("Xorg\n")
+        hold_devices(h.root, (("4242", "Xorg", "/dev/dri/card1"),))
         path = os.path.join(tmp, "three.json")
         with open(path, "w") as f:
             f.write(VM % ("three", 1, json.dumps({"count": 3, "node": 0}), "qemu"))

@@ -163,22 +163,27 @@ def test_loads_vfio_pci():
         assert h.driver("0000:01:00.1") == "snd_hda_intel"
 
 
+def hold_devices(root, holders):
+    """The fixture's 08:00.0 with a DRM node (/dev/dri/card1, by-path), and host
+    processes (pid, comm, the file they have open as fd 3) in its /proc."""
+    os.makedirs(os.path.join(root, "dev/dri/by-path"))
+    open(os.path.join(root, "dev/dri/card1"), "w").close()
+    os.symlink("../card1", os.path.join(root, "dev/dri/by-path/pci-0000:08:00.0-card"))
+    for pid, comm, target in holders:
+        os.makedirs(os.path.join(root, "proc", pid, "fd"))
+        os.symlink(target, os.path.join(root, "proc", pid, "fd", "3"))
+        with open(os.path.join(root, "proc", pid, "comm"), "w") as f:
+            f.write(comm + "\n")
+
+
 def test_busy_device_names_its_holders():
     """An unbind that hangs: qpass gives up, names who holds the device, and leaves
     nothing half bound."""
     with scratch() as tmp:
         h = Host(tmp)
-        r = h.root
-        os.makedirs(os.path.join(r, "dev/dri/by-path"))
-        open(os.path.join(r, "dev/dri/card1"), "w").close()
-        os.symlink("../card1", os.path.join(r, "dev/dri/by-path/pci-0000:08:00.0-card"))
-        for pid, comm, target in (("4242", "Xorg", "/dev/dri/card1"),
-                                  ("77", "nvidia-smi", "/dev/nvidia0"),
-                                  ("99", "bash", "/dev/pts/0")):
-            os.makedirs(os.path.join(r, "proc", pid, "fd"))
-            os.symlink(target, os.path.join(r, "proc", pid, "fd", "3"))
-            with open(os.path.join(r, "proc", pid, "comm"), "w") as f:
-                f.write(comm + "\n")
+        hold_devices(h.root, (("4242", "Xorg", "/dev/dri/card1"),
+                              ("77", "nvidia-smi", "/dev/nvidia0"),
+                              ("99", "bash", "/dev/pts/0")))
         # Write 2 is unbinding 08:00.0 from nouveau.
         p = h.fk("bind", "08:00", fault="2:hang")
         assert p.returncode == 1, p
