@@ -22,7 +22,18 @@ struct globals {
  * --help, in any order among the arguments. */
 struct flags {
 	bool json, all;
+	int stop_timeout;  /* up --stop-timeout S (or $QPASS_STOP_TIMEOUT); 0: none */
 };
+
+/* The options a command takes beyond --json, --sysroot and --help. */
+enum {
+	QP_FLAG_ALL = 1,   /* --all */
+	QP_FLAG_STOP = 2,  /* --stop-timeout S */
+};
+
+/* The usage error for getopt's answer c (':' an option without its value, else an
+ * unknown option) in command cmd (NULL: the global options). */
+int qp_cli_bad_option(const char *cmd, int c, char **argv);
 
 /* "qpass: MSG" and "Try 'qpass --help'." on stderr; returns QP_EXIT_USAGE. */
 int qp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -58,19 +69,22 @@ int qp_cli_load_host(const struct globals *g, const struct qp_pci_sel *sel, size
 /* Prints a command's result: JSON when doc, else text; takes both. */
 int qp_cli_emit(json_object *doc, char *text);
 
-/* Reads a profile, or reports why not; the state directory comes from the
- * environment ($QPASS_STATEDIR). */
-int qp_cli_load_profile(const char *path, struct qp_profile *p);
+/* Reads a profile, or reports why not: arg is its path, or a VM's name whose profile is
+ * in qp_cli_confdir(); the state directory comes from the environment
+ * ($QPASS_STATEDIR). */
+int qp_cli_load_profile(const char *arg, struct qp_profile *p);
+/* Where profiles are found by name: $QPASS_CONFDIR, else the configured (/etc/qpass). */
+const char *qp_cli_confdir(void);
 
-/* Parses --json, --all (when with_all), --sysroot, --help: -1 to go on, else an exit
- * status. */
+/* Parses --json, --sysroot, --help and what allow (QP_FLAG_*) adds: -1 to go on, else
+ * an exit status. */
 int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usage,
-		       bool with_all, struct flags *f);
+		       unsigned allow, struct flags *f);
 
 /* What `plan` and `up` start with: their options, one PROFILE argument, the profile
  * read. -1 to go on (*p loaded), else the exit status. */
 int qp_cli_profile_command(struct globals *g, int argc, char **argv, const char *usage,
-			   bool json_ok, struct flags *f, struct qp_profile *p);
+			   bool json_ok, unsigned allow, struct flags *f, struct qp_profile *p);
 
 /* The NAME argument left after the options (a NULL-terminated vector of one), or, when
  * there is none, every name all() gives (the running VMs, the journals' owners). */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/jsonout.h"
 #include "base/util.h"
@@ -47,12 +48,16 @@ static const char usage_text[] =
 	"  bind ADDR...           bind PCI functions to vfio-pci (journaled)\n"
 	"  unbind ADDR...         give functions bound by `bind` back to their drivers\n"
 	"  restore [NAME]         give back what a crashed qpass left on vfio-pci\n"
+	"  help [COMMAND]         this help, or COMMAND's (as `qpass COMMAND --help`)\n"
 	"\n"
 	"Global options:\n"
 	"  --sysroot DIR   read the host (DIR/sys, DIR/proc, DIR/dev) under DIR instead\n"
 	"                  of /; the environment variable QPASS_SYSROOT does the same\n"
 	"  -h, --help      this help; `qpass COMMAND --help` for a command's\n"
 	"  -V, --version   the version\n"
+	"\n"
+	"PROFILE is a profile's path, or the name of one in " QP_CONFDIR "\n"
+	"(NAME.json there; $QPASS_CONFDIR changes the directory).\n"
 	"\n"
 	"Exit status: 0 success; 1 failure (stderr says what and how to fix it);\n"
 	"2 a wrong command line; 3 (up) QEMU ended on its own.\n";
@@ -171,11 +176,39 @@ static int one_profile(const char *cmd, int argc)
 	return qp_cli_usage_error("%s: one profile at a time", cmd);
 }
 
+const char *qp_cli_confdir(void)
+{
+	const char *d = secure_getenv("QPASS_CONFDIR");
+	return d && *d ? d : QP_CONFDIR;
+}
+
+/* Where PROFILE is: the file it names when it is a path (a '/', or .json at its end)
+ * or a file is there; else it names a VM, whose profile is CONFDIR/NAME.json. NULL
+ * when neither is there (said). */
+static char *profile_path(const char *arg)
+{
+	struct stat st;
+	if (strchr(arg, '/') || (strlen(arg) > 5 && !strcmp(arg + strlen(arg) - 5, ".json")) ||
+	    stat(arg, &st) == 0 || !qp_vm_name_ok(arg))
+		return qp_xstrdup(arg);
+	char *path = qp_xasprintf("%s/%s.json", qp_cli_confdir(), arg);
+	if (stat(path, &st) == 0)
+		return path;
+	fprintf(stderr, "qpass: error: no profile %s: no file %s here, and no %s\n"
+		"  hint: give the profile's path, or put it in %s/ as %s.json (QPASS_CONFDIR "
+		"changes that directory)\n", arg, arg, path, qp_cli_confdir(), arg);
+	free(path);
+	return NULL;
+}
+
 /* Reads a profile, or reports why not; the state directory comes from the
  * environment. */
-int qp_cli_load_profile(const char *path, struct qp_profile *p)
+int qp_cli_load_profile(const char *arg, struct qp_profile *p)
 {
 	qp_autoerr struct qp_err *err = NULL;
+	qp_autofree char *path = profile_path(arg);
+	if (!path)
+		return -1;
 	if (qp_profile_load(path, p, &err) < 0) {
 		qp_err_report(&err);
 		return -1;
@@ -184,12 +217,40 @@ int qp_cli_load_profile(const char *path, struct qp_profile *p)
 	return 0;
 }
 
+int qp_cli_bad_option(const char *cmd, int c, char **argv)
+{
+	const char *opt = argv[optind - 1];
+	char pre[64] = "";
+	if (cmd)
+		snprintf(pre, sizeof(pre), "%s: ", cmd);
+	static const char *const values[][2] = {
+		{ "--sysroot", "DIR" }, { "--device", "ADDR" }, { "-d", "ADDR" },
+		{ "--timeout", "S" }, { "-t", "S" }, { "--stop-timeout", "S" },
+	};
+	const char *what = "VALUE";
+	for (size_t i = 0; i < QP_ARRAY_SIZE(values); i++)
+		if (!strcmp(opt, values[i][0]))
+			what = values[i][1];
+	if (c == ':')
+		return qp_cli_usage_error("%soption '%s' needs a value (%s %s)", pre, opt, opt, what);
+	return qp_cli_usage_error("%sunknown option '%s'", pre, opt);
+}
+
+/* Seconds for --stop-timeout or $QPASS_STOP_TIMEOUT: 1 to 86400, else -1. */
+static int stop_seconds(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	return *s && !*end && v >= 1 && v <= 86400 ? (int)v : -1;
+}
+
 int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usage,
-		       bool with_all, struct flags *f)
+		       unsigned allow, struct flags *f)
 {
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "stop-timeout", required_argument, NULL, 'T' },
 		{ "sysroot", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -197,15 +258,27 @@ int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usa
 	int c;
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "ajh", opts, NULL)) != -1) {
+	const char *env = (allow & QP_FLAG_STOP) ? secure_getenv("QPASS_STOP_TIMEOUT") : NULL;
+	if (env && *env && (f->stop_timeout = stop_seconds(env)) < 0)
+		return qp_cli_usage_error("%s: QPASS_STOP_TIMEOUT=%s: seconds, 1 to 86400",
+					  argv[0], env);
+	while ((c = getopt_long(argc, argv, ":ajh", opts, NULL)) != -1) {
+		if (c == 'a' && !(allow & QP_FLAG_ALL))
+			return qp_cli_bad_option(argv[0], '?', argv);
+		if (c == 'T' && !(allow & QP_FLAG_STOP))
+			return qp_cli_usage_error("%s: unknown option '--stop-timeout' (`up` takes "
+						  "it)", argv[0]);
 		switch (c) {
 		case 'a':
-			if (!with_all)
-				return qp_cli_usage_error("%s: unknown option '--all'", argv[0]);
 			f->all = true;
 			break;
 		case 'j':
 			f->json = true;
+			break;
+		case 'T':
+			if ((f->stop_timeout = stop_seconds(optarg)) < 0)
+				return qp_cli_usage_error("%s: --stop-timeout takes seconds, 1 to "
+							  "86400", argv[0]);
 			break;
 		case 's':
 			g->sysroot = optarg;
@@ -214,8 +287,7 @@ int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usa
 			fputs(usage, stdout);
 			return qp_cli_finish(QP_EXIT_OK);
 		default:
-			return qp_cli_usage_error("%s: unknown option '%s'", argv[0],
-						  argv[optind - 1]);
+			return qp_cli_bad_option(argv[0], c, argv);
 		}
 	}
 	return -1;
@@ -234,9 +306,9 @@ char **qp_cli_names(int argc, char **argv, char **(*all)(void))
 /* What `plan` and `up` start with: their options, one PROFILE argument, the profile
  * read. -1 to go on (*p loaded), else the exit status. */
 int qp_cli_profile_command(struct globals *g, int argc, char **argv, const char *usage,
-			   bool json_ok, struct flags *f, struct qp_profile *p)
+			   bool json_ok, unsigned allow, struct flags *f, struct qp_profile *p)
 {
-	int rc = qp_cli_parse_flags(g, argc, argv, usage, false, f);
+	int rc = qp_cli_parse_flags(g, argc, argv, usage, allow, f);
 	if (rc >= 0)
 		return rc;
 	if (f->json && !json_ok)
@@ -265,6 +337,83 @@ static const struct command commands[] = {
 	{ "restore", qp_cmd_restore },
 };
 
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < QP_ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+/* The edit distance between a and b (insertions, deletions, substitutions, and two
+ * letters swapped), for "did you mean"; stops counting past 3. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 16 || lb > 16)
+		return 4;
+	size_t d[17][17];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+/* An unknown command, with the nearest one when it is near (a typo), or a command the
+ * word begins. */
+static int unknown_command(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = strlen(name) <= 3 ? 2 : 3;
+	for (size_t i = 0; i <= QP_ARRAY_SIZE(commands); i++) {
+		const char *c = i < QP_ARRAY_SIZE(commands) ? commands[i].name : "help";
+		size_t d = distance(name, c);
+		if (d < best_d || (*name && !strncmp(c, name, strlen(name)) && !best)) {
+			best = c;
+			best_d = d < best_d ? d : best_d;
+		}
+	}
+	if (best)
+		return qp_cli_usage_error("unknown command '%s'; did you mean '%s'?", name, best);
+	return qp_cli_usage_error("unknown command '%s'", name);
+}
+
+/* `qpass help [COMMAND]`: the help of qpass, or of COMMAND (its --help). */
+static int help(struct globals *g, int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_text, stdout);
+		return qp_cli_finish(QP_EXIT_OK);
+	}
+	if (argc > 2)
+		return qp_cli_usage_error("help: one command at a time (qpass help COMMAND)");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, stdout);
+		return qp_cli_finish(QP_EXIT_OK);
+	}
+	const struct command *cmd = find_command(argv[1]);
+	if (!cmd)
+		return unknown_command(argv[1]);
+	char name[32], opt[] = "--help";
+	snprintf(name, sizeof(name), "%s", cmd->name);
+	char *args[] = { name, opt, NULL };
+	return cmd->run(g, 2, args);
+}
+
 int qp_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -278,7 +427,7 @@ int qp_main(int argc, char **argv)
 	optind = 0;
 	opterr = 0;
 	/* "+": stop at the command; its options are its own. */
-	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			g.sysroot = optarg;
@@ -290,7 +439,7 @@ int qp_main(int argc, char **argv)
 			printf("qpass %s\n", QP_VERSION);
 			return qp_cli_finish(QP_EXIT_OK);
 		default:
-			return qp_cli_usage_error("unknown option '%s'", argv[optind - 1]);
+			return qp_cli_bad_option(NULL, c, argv);
 		}
 	}
 	if (optind >= argc) {
@@ -298,8 +447,10 @@ int qp_main(int argc, char **argv)
 		return QP_EXIT_USAGE;
 	}
 	const char *name = argv[optind];
-	for (size_t i = 0; i < QP_ARRAY_SIZE(commands); i++)
-		if (!strcmp(commands[i].name, name))
-			return commands[i].run(&g, argc - optind, argv + optind);
-	return qp_cli_usage_error("unknown command '%s'", name);
+	if (!strcmp(name, "help"))
+		return help(&g, argc - optind, argv + optind);
+	const struct command *cmd = find_command(name);
+	if (cmd)
+		return cmd->run(&g, argc - optind, argv + optind);
+	return unknown_command(name);
 }

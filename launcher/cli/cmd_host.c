@@ -47,7 +47,7 @@ static const char check_usage[] =
 int qp_cmd_list(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
-	int rc = qp_cli_parse_flags(g, argc, argv, list_usage, true, &f);
+	int rc = qp_cli_parse_flags(g, argc, argv, list_usage, QP_FLAG_ALL, &f);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
@@ -163,10 +163,8 @@ int qp_cmd_check(struct globals *g, int argc, char **argv)
 		case 'h':
 			fputs(check_usage, stdout);
 			return qp_cli_finish(QP_EXIT_OK);
-		case ':':
-			return qp_cli_usage_error("check: %s needs a value", argv[optind - 1]);
 		default:
-			return qp_cli_usage_error("check: unknown option '%s'", argv[optind - 1]);
+			return qp_cli_bad_option("check", c, argv);
 		}
 	}
 	if (optind < argc - 1)

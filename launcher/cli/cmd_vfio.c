@@ -146,7 +146,7 @@ int qp_cmd_bind_unbind(struct globals *g, int argc, char **argv)
 {
 	bool bind = !strcmp(argv[0], "bind");
 	struct flags f = { 0 };
-	int rc = qp_cli_parse_flags(g, argc, argv, bind_usage, false, &f);
+	int rc = qp_cli_parse_flags(g, argc, argv, bind_usage, 0, &f);
 	if (rc >= 0)
 		return rc;
 	if (f.json)
@@ -296,7 +296,7 @@ static int restore_one(const struct qp_root *root, const struct qp_ledger *l, co
 int qp_cmd_restore(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
-	int rc = qp_cli_parse_flags(g, argc, argv, restore_usage, false, &f);
+	int rc = qp_cli_parse_flags(g, argc, argv, restore_usage, 0, &f);
 	if (rc >= 0)
 		return rc;
 	if (f.json || argc - optind > 1)

@@ -37,7 +37,7 @@ static const char plan_usage[] =
 	"  --sysroot DIR  as the global option\n";
 
 static const char up_usage[] =
-	"Usage: qpass [--sysroot DIR] up PROFILE\n"
+	"Usage: qpass [--sysroot DIR] up PROFILE [--stop-timeout S]\n"
 	"\n"
 	"Starts the VM of PROFILE as `qpass plan` shows it: QEMU starts paused, every\n"
 	"vCPU thread is pinned to its host CPU and QEMU's other threads to the emulator\n"
@@ -49,13 +49,29 @@ static const char up_usage[] =
 	"qpass stays in the foreground (fit for systemd and scripts), logs QEMU's output,\n"
 	"and applies the profile's lifecycle: on_poweroff, on_reboot, on_crash.\n"
 	"\n"
-	"SIGTERM or SIGINT asks the guest to power off (ACPI), waits up to the profile's\n"
-	"shutdown_timeout, then quits QEMU, then kills it; a second signal stops QEMU at\n"
-	"once. The runtime directory is $QPASS_RUNDIR/NAME (default /run/qpass/NAME),\n"
-	"with QEMU's QMP socket; one VM per name.\n"
+	"SIGTERM, SIGINT or SIGHUP asks the guest to power off (ACPI), waits up to the\n"
+	"profile's shutdown_timeout, then quits QEMU (5 s), then kills it; a second\n"
+	"signal stops QEMU at once. Those signals are for qpass alone: QEMU runs in its\n"
+	"own session with SIGTERM and SIGINT held, so a Ctrl-C, or a scheduler that\n"
+	"signals every process of a job, still gives the guest its power button.\n"
+	"The runtime directory is $QPASS_RUNDIR/NAME (default /run/qpass/NAME), with\n"
+	"QEMU's QMP socket; one VM per name.\n"
+	"\n"
+	"  --stop-timeout S  the whole stop after a signal, up to qpass's exit, fits in\n"
+	"                 S seconds: QEMU gets a quarter of S (5 s at most) to quit, as\n"
+	"                 much (3 s at most) is kept to give the devices back, the guest\n"
+	"                 the rest (no more than shutdown_timeout). Match it to what\n"
+	"                 sends SIGKILL after SIGTERM: Slurm's KillWait, a unit's\n"
+	"                 TimeoutStopSec. $QPASS_STOP_TIMEOUT does the same.\n"
+	"  --sysroot DIR  as the global option\n"
+	"\n"
+	"Under systemd (a Type=notify unit such as qpass@.service) qpass says READY=1\n"
+	"once the guest runs with every vCPU pinned, STATUS= as it goes, STOPPING=1 on a\n"
+	"stop, and WATCHDOG=1 when the unit sets WatchdogSec=.\n"
 	"\n"
 	"Exit status: 0 the VM stopped as asked or powered off; 1 it could not be\n"
-	"started (nothing is left running); 3 QEMU ended on its own.\n";
+	"started (nothing is left running); 2 a wrong command line; 3 QEMU ended on\n"
+	"its own (crashed, killed).\n";
 
 static const char down_usage[] =
 	"Usage: qpass down NAME [--force] [--timeout S]\n"
@@ -90,7 +106,7 @@ int qp_cmd_plan(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
 	struct qp_profile p;
-	int rc = qp_cli_profile_command(g, argc, argv, plan_usage, true, &f, &p);
+	int rc = qp_cli_profile_command(g, argc, argv, plan_usage, true, 0, &f, &p);
 	if (rc >= 0)
 		return rc;
 	struct qp_root root;
@@ -199,7 +215,7 @@ int qp_cmd_up(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
 	struct qp_profile p;
-	int rc = qp_cli_profile_command(g, argc, argv, up_usage, false, &f, &p);
+	int rc = qp_cli_profile_command(g, argc, argv, up_usage, false, QP_FLAG_STOP, &f, &p);
 	if (rc >= 0)
 		return rc;
 	qp_autoerr struct qp_err *err = NULL;
@@ -217,7 +233,8 @@ int qp_cmd_up(struct globals *g, int argc, char **argv)
 							      &err) == 0) {
 		for (char **w = plan.warnings; w && *w; w++)
 			fprintf(stderr, "qpass: warning: %s\n", *w);
-		rc = qp_up(&plan, &h, &root, &lease, &err);
+		struct qp_up_opts opts = { .stop_timeout = f.stop_timeout };
+		rc = qp_up(&plan, &h, &root, &lease, &opts, &err);
 		/* Everything is given back: what the lease held is free again. */
 		qp_ledger_remove(p.name);
 		qp_lease_free(&lease);
@@ -246,7 +263,7 @@ int qp_cmd_down(struct globals *g, int argc, char **argv)
 	int c;
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "ft:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ft:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			force = true;
@@ -263,7 +280,7 @@ int qp_cmd_down(struct globals *g, int argc, char **argv)
 			fputs(down_usage, stdout);
 			return qp_cli_finish(QP_EXIT_OK);
 		default:
-			return qp_cli_usage_error("down: unknown option '%s'", argv[optind - 1]);
+			return qp_cli_bad_option("down", c, argv);
 		}
 	}
 	if (optind != argc - 1)
@@ -275,19 +292,37 @@ int qp_cmd_down(struct globals *g, int argc, char **argv)
 		qp_err_report(&err);
 		return QP_EXIT_FAIL;
 	}
+	/* What the supervisor does, and how long the guest has (it may have been stopping
+	 * already: then the stop under way goes on). */
+	json_object *t = json_object_object_get(reply, "timeout");
+	long guest_s = force ? 0 : (json_object_is_type(t, json_type_int) ? json_object_get_int(t)
+									 : timeout);
 	json_object_put(reply);
+	fprintf(stderr, force ? "qpass: %s: QEMU is told to quit\n"
+		: "qpass: %s: the guest is asked to power off (ACPI) and has up to %ld s; then "
+		  "QEMU is told to quit\n", name, guest_s);
 	/* Gone when its supervisor no longer holds the runtime directory's lock: the
 	 * kernel drops it however the supervisor ends. */
-	long wait_s = (force ? 10 : (timeout > 0 ? timeout : 600)) + 15;
+	long wait_s = (guest_s > 0 ? guest_s : 10) + 15;
+	int64_t start = qp_now_ms();
 	for (long i = 0; i < wait_s * 10; i++) {
 		if (!qp_vm_running(name)) {
-			fprintf(stderr, "qpass: %s stopped\n", name);
+			fprintf(stderr, "qpass: %s stopped (%.1f s)\n", name,
+				(double)(qp_now_ms() - start) / 1000);
 			if (qp_vfio_journaled(name, NULL)) {
 				fprintf(stderr, "qpass: %s's devices were not all given back: run "
 					"`qpass restore %s`\n", name, name);
 				return QP_EXIT_FAIL;
 			}
 			return QP_EXIT_OK;
+		}
+		if (i && i % 100 == 0) {
+			long left = guest_s - i / 10;
+			if (left > 0)
+				fprintf(stderr, "qpass: %s: waiting for the guest to power off "
+					"(%ld s left)\n", name, left);
+			else
+				fprintf(stderr, "qpass: %s: waiting for QEMU to stop\n", name);
 		}
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
@@ -463,7 +498,7 @@ static json_object *collect_status(char **names, const char *one, int *rc)
 int qp_cmd_status(struct globals *g, int argc, char **argv)
 {
 	struct flags f = { 0 };
-	int rc = qp_cli_parse_flags(g, argc, argv, status_usage, false, &f);
+	int rc = qp_cli_parse_flags(g, argc, argv, status_usage, 0, &f);
 	if (rc >= 0)
 		return rc;
 	if (argc - optind > 1)

@@ -34,10 +34,19 @@ __attribute__((noreturn)) static void child(struct vm *vm, pid_t parent, int qmp
 					    const struct qp_fx_membind *mem)
 {
 	char msg[512] = "";
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* QEMU quits at once on SIGTERM and SIGINT, without asking the guest. Those are for
+	 * qpass, which turns them into a graceful stop: QEMU gets them blocked (it never
+	 * unblocks them; they stay pending), and its own session, so that a terminal's
+	 * Ctrl-C or hangup, a scheduler signalling every process of a job (Slurm's scancel)
+	 * or a unit's processes reach only qpass. qpass ends QEMU with QMP's quit, with
+	 * SIGHUP when QMP is lost, and with SIGKILL. */
+	sigset_t held;
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGINT);
+	sigprocmask(SIG_SETMASK, &held, NULL);
 	signal(SIGPIPE, SIG_DFL);
+	setsid();
 	/* Every fd this child still needs goes above 10 first, so that no dup2 below
 	 * overwrites one of them. */
 	int st = fcntl(status_fd, F_DUPFD_CLOEXEC, 10);

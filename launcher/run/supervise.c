@@ -17,6 +17,7 @@
 #include "base/util.h"
 #include "run/control.h"
 #include "run/ledger.h"
+#include "run/notify.h"
 #include "run/up-int.h"
 
 __attribute__((format(printf, 2, 3))) static void say(const struct vm *vm, const char *fmt, ...)
@@ -33,6 +34,8 @@ struct sup {
 	int64_t deadline;   /* for the current stage, 0: none */
 	int64_t next_note;
 	int timeout_s;      /* of the graceful stop under way */
+	int quit_ms;        /* how long QEMU gets to quit before SIGKILL */
+	int64_t watchdog_ms, next_watchdog;  /* the unit's watchdog (0: none) */
 	bool relaunch;
 	bool panicked;      /* GUEST_PANICKED came: its STOP is no news */
 	bool qmp_lost;      /* QEMU's QMP socket closed or failed: signals instead */
@@ -52,15 +55,16 @@ static void quit(struct vm *vm, struct sup *s)
 	if (s->quitting)
 		return;
 	s->quitting = true;
-	s->deadline = qp_now_ms() + 5000;  /* then SIGKILL */
+	s->deadline = qp_now_ms() + s->quit_ms;  /* then SIGKILL */
+	qp_notify_stopping("stopping QEMU");
 	if (s->qmp_lost)
-		kill(vm->qemu, SIGTERM);  /* QEMU quits on it as on `quit` */
+		kill(vm->qemu, SIGHUP);  /* QEMU quits on it as on `quit` (TERM is held) */
 	else
 		send_quiet(vm, "quit");
 }
 
-/* A graceful stop: ACPI power button, then quit after timeout_s, then SIGKILL. */
-static void begin_shutdown(struct vm *vm, struct sup *s, int timeout_s)
+/* A graceful stop: ACPI power button, then quit after timeout_ms, then SIGKILL. */
+static void begin_shutdown(struct vm *vm, struct sup *s, int timeout_ms)
 {
 	if (s->stopping) {
 		say(vm, "asked again: stopping QEMU now");
@@ -74,11 +78,32 @@ static void begin_shutdown(struct vm *vm, struct sup *s, int timeout_s)
 		return;
 	}
 	s->stopping = true;
-	s->timeout_s = timeout_s;
-	s->deadline = qp_now_ms() + (int64_t)timeout_s * 1000;
+	s->timeout_s = (timeout_ms + 999) / 1000;
+	s->deadline = qp_now_ms() + timeout_ms;
 	s->next_note = qp_now_ms() + 10000;
-	say(vm, "asking the guest to power off (ACPI), up to %d s", timeout_s);
+	say(vm, "asking the guest to power off (ACPI), up to %d s", s->timeout_s);
+	qp_notify_stopping("shutting down: the guest has up to %d s to power off", s->timeout_s);
 	send_quiet(vm, "system_powerdown");
+}
+
+/* A stop asked by a signal. With a stop timeout (a scheduler's KillWait, a unit's
+ * TimeoutStopSec), every stage fits in it: a quarter at most, and 5 s at most, for QEMU
+ * to quit, as much (3 s at most) kept for giving the devices back, the rest (no more
+ * than shutdown_timeout) for the guest to power off. */
+static void stop_on_signal(struct vm *vm, struct sup *s)
+{
+	int64_t guest = (int64_t)vm->p->shutdown_timeout * 1000;
+	if (vm->stop_timeout && !s->stopping) {
+		int64_t total = (int64_t)vm->stop_timeout * 1000, quarter = total / 4;
+		s->quit_ms = (int)(quarter < 5000 ? quarter : 5000);
+		int64_t left = total - s->quit_ms - (quarter < 3000 ? quarter : 3000);
+		if (left < guest)
+			guest = left;
+		say(vm, "to be gone within %d s (--stop-timeout): the guest gets %.1f s, QEMU "
+		    "%.1f s to quit", vm->stop_timeout, (double)guest / 1000,
+		    (double)s->quit_ms / 1000);
+	}
+	begin_shutdown(vm, s, (int)(guest > 0 ? guest : 1));
 }
 
 /* --- the control socket's requests: status, down, qmp ------------------------------ */
@@ -203,9 +228,10 @@ static json_object *handle_request(void *ctx, json_object *req)
 		if (force)
 			quit(vm, s);
 		else
-			begin_shutdown(vm, s, timeout > 0 ? timeout : 1);
+			begin_shutdown(vm, s, (timeout > 0 ? timeout : 1) * 1000);
 		json_object_object_add(o, "action",
 				       json_object_new_string(force ? "quit" : "powerdown"));
+		json_object_object_add(o, "timeout", json_object_new_int(force ? 0 : s->timeout_s));
 		json_object_object_add(o, "qpass_pid", json_object_new_int(getpid()));
 	} else if (!strcmp(c, "qmp")) {
 		json_object *ex = json_object_object_get(req, "execute");
@@ -321,16 +347,27 @@ static void on_event(struct vm *vm, struct sup *s, struct qp_qmp_msg *ev)
 
 /* --- the loop ---------------------------------------------------------------------- */
 
-/* How long poll may wait: until the current stage's deadline, or the next progress
- * note while the guest powers off; -1 when no stage runs. */
+/* How long poll may wait: until the current stage's deadline, the next progress note
+ * while the guest powers off, or the next watchdog ping; -1 when none is due. */
 static int poll_timeout(const struct sup *s)
 {
-	if (!s->deadline && !s->next_note)
-		return -1;
 	int64_t t = s->deadline;
-	if (s->stopping && !s->quitting && s->next_note && s->next_note < t)
+	if (s->stopping && !s->quitting && s->next_note && (!t || s->next_note < t))
 		t = s->next_note;
+	if (s->next_watchdog && (!t || s->next_watchdog < t))
+		t = s->next_watchdog;
+	if (!t)
+		return -1;
 	return (int)(t > qp_now_ms() ? t - qp_now_ms() : 0);
+}
+
+/* WATCHDOG=1 when it is due: the loop runs, so the supervisor is alive. */
+static void on_watchdog(struct sup *s)
+{
+	if (!s->next_watchdog || qp_now_ms() < s->next_watchdog)
+		return;
+	qp_notify_watchdog();
+	s->next_watchdog = qp_now_ms() + s->watchdog_ms;
 }
 
 /* SIGTERM, SIGINT, SIGHUP: a graceful stop (a second one: at once). */
@@ -340,7 +377,7 @@ static void on_signals(struct vm *vm, struct sup *s)
 	while (read(vm->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD)
 			continue;
-		begin_shutdown(vm, s, vm->p->shutdown_timeout);
+		stop_on_signal(vm, s);
 	}
 }
 
@@ -393,7 +430,9 @@ static void on_deadline(struct vm *vm, struct sup *s)
 
 enum outcome qp_up_supervise(struct vm *vm)
 {
-	struct sup s = { 0 };
+	struct sup s = { .quit_ms = 5000, .watchdog_ms = qp_notify_watchdog_ms() };
+	if (s.watchdog_ms)
+		s.next_watchdog = qp_now_ms();
 	struct ctl_ctx ctx = { vm, &s };
 	bool out_open = true;
 	for (;;) {
@@ -438,6 +477,7 @@ enum outcome qp_up_supervise(struct vm *vm)
 		if (ended(vm, &s, out_open, &o))
 			return o;
 		on_deadline(vm, &s);
+		on_watchdog(&s);
 	}
 	return OUT_DIED;
 }

@@ -48,6 +48,7 @@ struct vm {
 	struct qp_cpulist irq_cpus;
 	struct qp_cpulist *irq_node_cpus;  /* across nodes: index guest node, its own */
 	pid_t *vcpu_tids;           /* the running QEMU's, from QMP; index: vCPU */
+	int stop_timeout;           /* qp_up_opts's; 0: none */
 };
 
 /* How a run of QEMU ended. */

@@ -32,6 +32,7 @@
 #include "base/util.h"
 #include "run/control.h"
 #include "run/ledger.h"
+#include "run/notify.h"
 #include "run/sysfx.h"
 #include "run/up-int.h"
 
@@ -79,6 +80,7 @@ void qp_up_write_state(struct vm *vm)
 /* Starts QEMU paused, places it, lets it run. On failure QEMU is gone. */
 static int start(struct vm *vm, struct qp_err **err)
 {
+	qp_notify_status("starting QEMU");
 	if (qp_up_spawn(vm, err) < 0)
 		return -1;
 	update_lease(vm, false);
@@ -113,6 +115,8 @@ static int start(struct vm *vm, struct qp_err **err)
 		"%s; QMP %s\n", vm->p->name, (int)vm->qemu, qp_qmp_version(vm->qmp), pins, emu,
 		node, vm->qmp_path);
 	update_lease(vm, true);
+	/* Ready only now: QEMU runs, every thread placed and read back, the guest going. */
+	qp_notify_ready("running: %s; vCPU->CPU %s", node, pins);
 	/* The devices' interrupts now: the guest enables its vectors as it boots, and
 	 * status sends the later ones too. */
 	qp_up_place_irqs(vm);
@@ -175,6 +179,9 @@ static int take(struct vm *vm, struct qp_err **err)
 	/* A SIGTERM or SIGINT now ends a sysfs write's wait at once; the give-back that
 	 * follows runs to its end. */
 	qp_child_cancel_on(vm->stop_fd);
+	if (vm->plan->n_devs)
+		qp_notify_status("binding %zu device%s to vfio-pci", vm->plan->n_devs,
+				 vm->plan->n_devs == 1 ? "" : "s");
 	int rc = qp_devices_take(&vm->devs, err);
 	qp_child_cancel_on(-1);
 	if (rc < 0)
@@ -233,11 +240,12 @@ static void stopped_while_starting(struct vm *vm, int rc, struct qp_err **err)
 }
 
 int qp_up(const struct qp_plan *plan, const struct qp_host *host, const struct qp_root *root,
-	  struct qp_lease *lease, struct qp_err **err)
+	  struct qp_lease *lease, const struct qp_up_opts *opts, struct qp_err **err)
 {
 	struct vm vm = { .plan = plan, .p = plan->profile, .root = root, .dir = { .lock_fd = -1 },
 			 .sig_fd = -1, .stop_fd = -1, .out_fd = -1, .ctl_fd = -1, .proc = { .fd = -1 },
-			 .lease = lease, .host = host };
+			 .lease = lease, .host = host,
+			 .stop_timeout = opts ? opts->stop_timeout : 0 };
 	if (vm.p->run_as) {
 		struct passwd *pw = getpwnam(vm.p->run_as);
 		if (!pw)
@@ -283,6 +291,8 @@ int qp_up(const struct qp_plan *plan, const struct qp_host *host, const struct q
 		break;
 	}
 out:
+	if (vm.plan->n_devs)
+		qp_notify_stopping("giving the devices back");
 	if (vm.qemu > 0) {
 		kill(vm.qemu, SIGKILL);
 		waitpid(vm.qemu, NULL, 0);

@@ -24,6 +24,49 @@ def scratch():
     return tempfile.TemporaryDirectory(dir=base)
 
 
+GUEST = os.environ.get("QP_GUEST_DIR", "/var/tmp/qpass-test-guest")
+
+# A profile of the tiny test guest (tests/guest): it answers the ACPI power button.
+GUEST_PROFILE = """{ "name": "%(name)s", "memory": "256M", "vcpus": 1, "accel": "tcg",
+  "machine": "pc", "video": "none", "usb": {"controller": "none"},
+  "shutdown_timeout": 60, "lifecycle": {%(life)s},
+  "serial": {"type": "file", "path": "%(tmp)s/console.log"},
+  "extra_args": ["-kernel", "%(guest)s/vmlinuz", "-initrd", "%(guest)s/initrd.gz",
+                 "-append", "console=ttyS0 quiet %(word)s"] }"""
+
+
+def guest_profile(tmp, name, word="", life=""):
+    return GUEST_PROFILE % {"name": name, "life": life, "tmp": tmp, "guest": GUEST,
+                            "word": word}
+
+
+def build_guest():
+    """Builds the test guest once (Debian's kernel and busybox); None, or why not."""
+    build = subprocess.run([os.path.join(SOURCE, "tests", "guest", "build.sh"), GUEST],
+                           capture_output=True, text=True)
+    if build.returncode != 0:
+        return ("cannot build the test guest (apt-get download of Debian's kernel and "
+                "busybox-static): %s" % build.stderr.strip())
+    return None
+
+
+def console(tmp):
+    try:
+        with open(os.path.join(tmp, "console.log"), errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def wait_console(tmp, text, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        if text in console(tmp):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the guest did not print %s:\n%s" % (text, console(tmp)))
+
+
 def fixture(name):
     return os.path.join(FIXTURES, name)
 

@@ -12,7 +12,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 from qptest import SKIP, SOURCE, fixture, main, run  # noqa: E402
 
-SCRIPT = os.path.join(SOURCE, "tools/completion/qpass.bash")
+# The one meson made, with this build's profile directory in it.
+SCRIPT = os.path.join(os.environ.get("QP_BUILD", ""), "qpass.bash")
 
 
 def complete(words, env=None):
@@ -42,6 +43,16 @@ def test_vm_names_and_gpus():
             os.mkdir(os.path.join(rundir, d))
         assert complete(["qpass", "down", "v"], {"QPASS_RUNDIR": rundir}) == ["vm1", "vm2"]
         assert "manual" in complete(["qpass", "restore", ""], {"QPASS_RUNDIR": rundir})
+    with tempfile.TemporaryDirectory() as conf:
+        for n in ("win10", "bench", "notes.txt"):
+            open(os.path.join(conf, n if "." in n else n + ".json"), "w").close()
+        with tempfile.TemporaryDirectory() as cwd:
+            p = subprocess.run(["bash", "-c", 'cd "%s"; source "%s"; COMP_WORDS=(qpass up w); '
+                                'COMP_CWORD=2; _qpass; printf "%%s\\n" "${COMPREPLY[@]}"'
+                                % (cwd, SCRIPT)], capture_output=True, text=True,
+                               env=dict(os.environ, QPASS_CONFDIR=conf))
+            assert p.stdout.split() == ["win10"], p.stdout
+        assert "up" in complete(["qpass", "help", "u"])
     got = complete(["qpass", "--sysroot", fixture("seed"), "bind", "0000:8"])
     assert got == ["0000:85:00.0", "0000:86:00.0", "0000:89:00.0", "0000:8a:00.0"], got
 

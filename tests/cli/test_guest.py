@@ -11,38 +11,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qptest import SKIP, SOURCE, Up, allowed, expand, main, run  # noqa: E402
-
-GUEST = os.environ.get("QP_GUEST_DIR", "/var/tmp/qpass-test-guest")
-
-PROFILE = """{ "name": "%(name)s", "memory": "256M", "vcpus": 1, "accel": "tcg",
-  "machine": "pc", "video": "none", "usb": {"controller": "none"},
-  "shutdown_timeout": 60, "lifecycle": {%(life)s},
-  "serial": {"type": "file", "path": "%(tmp)s/console.log"},
-  "extra_args": ["-kernel", "%(guest)s/vmlinuz", "-initrd", "%(guest)s/initrd.gz",
-                 "-append", "console=ttyS0 quiet %(word)s"] }"""
-
+from qptest import (SKIP, Up, allowed, build_guest, console, expand, guest_profile,  # noqa: E402,E501
+                    main, run, wait_console)
 
 def boot(tmp, name, word="", life=""):
-    return Up(tmp, name=name, text=PROFILE % {"name": name, "life": life, "tmp": tmp,
-                                              "guest": GUEST, "word": word})
-
-
-def console(tmp):
-    try:
-        with open(os.path.join(tmp, "console.log"), errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def wait_console(tmp, text, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if text in console(tmp):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the guest did not print %s:\n%s" % (text, console(tmp)))
+    return Up(tmp, name=name, text=guest_profile(tmp, name, word, life))
 
 
 def vcpu_pins(pid):
@@ -136,11 +109,9 @@ def test_panic_restart_keeps_the_pins():
 
 
 if __name__ == "__main__":
-    build = subprocess.run([os.path.join(SOURCE, "tests", "guest", "build.sh"), GUEST],
-                           capture_output=True, text=True)
-    if build.returncode != 0:
-        print("cannot build the test guest (apt-get download of Debian's kernel and "
-              "busybox-static): %s" % build.stderr.strip())
+    why = build_guest()
+    if why:
+        print(why)
         sys.exit(SKIP)
     sys.exit(main([test_sigterm_is_an_acpi_shutdown, test_guest_powers_off,
                    test_reboot_policies, test_panic_restart_keeps_the_pins]))

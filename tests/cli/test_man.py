@@ -2,12 +2,13 @@
 `qpass --help` and of each `qpass COMMAND --help` is in it, and man renders it."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from qptest import SKIP, main, run  # noqa: E402
+from qptest import SKIP, SOURCE, main, run  # noqa: E402
 
 BUILD = os.environ.get("QP_BUILD", "")
 
@@ -31,10 +32,29 @@ def test_man_page_says_what_help_says():
                                                                     COLUMNS="80"))
         assert p.returncode == 0 and "qpass - launches QEMU" in p.stdout, p.stderr
         assert "QPASS_RUNDIR" in p.stdout and "restore [NAME]" in p.stdout
+        p = subprocess.run(["man", "-l", os.path.join(BUILD, "qpass-profile.5")],
+                           capture_output=True, text=True, env=dict(os.environ, MANPAGER="cat",
+                                                                    COLUMNS="80"))
+        assert p.returncode == 0 and "qpass-profile - the VM profiles" in p.stdout, p.stderr
+
+
+def test_profile_page_says_what_profile_md_says():
+    """qpass-profile(5) is docs/profile.md: every key of its tables is in the page."""
+    with open(os.path.join(SOURCE, "docs/profile.md")) as f:
+        md = f.read()
+    with open(os.path.join(BUILD, "qpass-profile.5.scd")) as f:
+        page = f.read()
+    keys = re.findall(r"^\| `([^`]+)` \|", md, re.M)
+    assert len(keys) > 40, keys
+    for k in keys:
+        assert "*%s*" % re.sub(r"([\\*_])", r"\\\1", k) in page, k
+    for title in re.findall(r"^## (.+)$", md, re.M):
+        assert "# " + title.upper() in page, title
 
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(BUILD, "qpass.1.scd")):
         print("scdoc is missing: apt-get install scdoc (tools/dev deps does)")
         sys.exit(SKIP)
-    sys.exit(main([test_man_page_says_what_help_says]))
+    sys.exit(main([test_man_page_says_what_help_says,
+                   test_profile_page_says_what_profile_md_says]))

@@ -69,6 +69,7 @@ OWNED_SYSTEM = {
     "numa.h": ["launcher/run/sysfx.c"],
     "numaif.h": ["launcher/run/sysfx.c"],
     "seccomp.h": ["launcher/run/sysfx.c"],
+    "systemd/sd-daemon.h": ["launcher/run/notify.c"],
     "linux/vfio.h": ["vfio/group.c"],
     "linux/kvm.h": ["launcher/probe/checkprobe.c"],
 }

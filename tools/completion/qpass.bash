@@ -1,6 +1,17 @@
-# bash completion for qpass: commands, their options, profile files (*.json), VM names
-# (the runtime directory, $QPASS_RUNDIR or /run/qpass), display devices' PCI addresses
-# for bind (under --sysroot or $QPASS_SYSROOT).
+# bash completion for qpass: commands, their options, profile files (*.json) and the
+# names of the profiles in $QPASS_CONFDIR or @CONFDIR@, VM names (the runtime directory,
+# $QPASS_RUNDIR or /run/qpass), display devices' PCI addresses for bind (under
+# --sysroot or $QPASS_SYSROOT).
+_qpass_profiles()
+{
+	local d=${QPASS_CONFDIR:-@CONFDIR@} f
+	for f in "$d"/*.json; do
+		[[ -f $f ]] || continue
+		f=${f##*/}
+		echo "${f%.json}"
+	done
+}
+
 _qpass_vms()
 {
 	local d=${QPASS_RUNDIR:-/run/qpass} n
@@ -22,7 +33,7 @@ _qpass_gpus()
 _qpass()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} cmd="" sysroot="" i
-	local commands="list check plan up down status pin qmp bind unbind restore"
+	local commands="list check plan up down status pin qmp bind unbind restore help"
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
 		--sysroot) ((i++)); sysroot=${COMP_WORDS[i]} ;;
@@ -44,6 +55,7 @@ _qpass()
 	check) opts="--json --device --help" ;;
 	plan | status) opts="--json --help" ;;
 	down) opts="--force --timeout --help" ;;
+	up) opts="--stop-timeout --help" ;;
 	esac
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
@@ -51,7 +63,9 @@ _qpass()
 	fi
 	case $cmd in
 	check | plan | up)
-		COMPREPLY=($(compgen -f -X '!*.json' -- "$cur") $(compgen -d -S / -- "$cur")) ;;
+		COMPREPLY=($(compgen -f -X '!*.json' -- "$cur") $(compgen -d -S / -- "$cur")
+			$(compgen -W "$(_qpass_profiles)" -- "$cur")) ;;
+	help) COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
 	down | status | pin | qmp) COMPREPLY=($(compgen -W "$(_qpass_vms)" -- "$cur")) ;;
 	restore) COMPREPLY=($(compgen -W "$(_qpass_vms) manual" -- "$cur")) ;;
 	bind | unbind) COMPREPLY=($(compgen -W "$(_qpass_gpus "$sysroot")" -- "$cur")) ;;
