@@ -31,26 +31,6 @@ const char *qp_key_type_name(json_object *v)
 	return v ? json_type_to_name(json_object_get_type(v)) : "null";
 }
 
-/* Levenshtein distance, for "did you mean". */
-static size_t distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 32 || lb > 32)
-		return 99;
-	size_t d[33][33];
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-			size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-		}
-	return d[la][lb];
-}
-
 int qp_keys_check(struct qp_keys *c, json_object *o, const char *path,
 		  const char *const *known)
 {
@@ -65,7 +45,7 @@ int qp_keys_check(struct qp_keys *c, json_object *o, const char *path,
 		const char *best = NULL;
 		size_t best_d = 3;
 		for (const char *const *k = known; *k; k++) {
-			size_t dd = distance(*k, key);
+			size_t dd = qp_edit_distance(*k, key, false);
 			if (dd < best_d) {
 				best_d = dd;
 				best = *k;

@@ -23,6 +23,10 @@ char *qp_xstrndup(const char *s, size_t n);
 char *qp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *qp_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* The edit distance between a and b, for "did you mean": insertions, deletions,
+ * substitutions, and with swaps two neighbouring letters exchanged (Damerau); past 32
+ * letters, a distance larger than any suggestion takes. */
+size_t qp_edit_distance(const char *a, const char *b, bool swaps);
 /* Appends s (taken) to a NULL-terminated vector, which may be NULL. */
 /* A VM's name: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or
  * digit (so that RUNDIR/NAME/... and RUNDIR/journal/NAME.json stay inside RUNDIR). */

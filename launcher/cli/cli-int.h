@@ -35,6 +35,10 @@ enum {
  * unknown option) in command cmd (NULL: the global options). */
 int qp_cli_bad_option(const char *cmd, int c, char **argv);
 
+/* A count of seconds on the command line (--timeout, --stop-timeout): 1 to 86400, else
+ * -1. */
+int qp_cli_seconds(const char *s);
+
 /* "qpass: MSG" and "Try 'qpass --help'." on stderr; returns QP_EXIT_USAGE. */
 int qp_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

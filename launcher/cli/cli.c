@@ -236,8 +236,7 @@ int qp_cli_bad_option(const char *cmd, int c, char **argv)
 	return qp_cli_usage_error("%sunknown option '%s'", pre, opt);
 }
 
-/* Seconds for --stop-timeout or $QPASS_STOP_TIMEOUT: 1 to 86400, else -1. */
-static int stop_seconds(const char *s)
+int qp_cli_seconds(const char *s)
 {
 	char *end;
 	long v = strtol(s, &end, 10);
@@ -259,7 +258,7 @@ int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usa
 	optind = 0;
 	opterr = 0;
 	const char *env = (allow & QP_FLAG_STOP) ? secure_getenv("QPASS_STOP_TIMEOUT") : NULL;
-	if (env && *env && (f->stop_timeout = stop_seconds(env)) < 0)
+	if (env && *env && (f->stop_timeout = qp_cli_seconds(env)) < 0)
 		return qp_cli_usage_error("%s: QPASS_STOP_TIMEOUT=%s: seconds, 1 to 86400",
 					  argv[0], env);
 	while ((c = getopt_long(argc, argv, ":ajh", opts, NULL)) != -1) {
@@ -276,7 +275,7 @@ int qp_cli_parse_flags(struct globals *g, int argc, char **argv, const char *usa
 			f->json = true;
 			break;
 		case 'T':
-			if ((f->stop_timeout = stop_seconds(optarg)) < 0)
+			if ((f->stop_timeout = qp_cli_seconds(optarg)) < 0)
 				return qp_cli_usage_error("%s: --stop-timeout takes seconds, 1 to "
 							  "86400", argv[0]);
 			break;
@@ -345,34 +344,6 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-/* The edit distance between a and b (insertions, deletions, substitutions, and two
- * letters swapped), for "did you mean"; stops counting past 3. */
-static size_t distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 16 || lb > 16)
-		return 4;
-	size_t d[17][17];
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		for (size_t j = 1; j <= lb; j++) {
-			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-			if (d[i - 1][j] + 1 < best)
-				best = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < best)
-				best = d[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < best)
-				best = d[i - 2][j - 2] + 1;
-			d[i][j] = best;
-		}
-	}
-	return d[la][lb];
-}
-
 /* An unknown command, with the nearest one when it is near (a typo), or a command the
  * word begins. */
 static int unknown_command(const char *name)
@@ -381,7 +352,7 @@ static int unknown_command(const char *name)
 	size_t best_d = strlen(name) <= 3 ? 2 : 3;
 	for (size_t i = 0; i <= QP_ARRAY_SIZE(commands); i++) {
 		const char *c = i < QP_ARRAY_SIZE(commands) ? commands[i].name : "help";
-		size_t d = distance(name, c);
+		size_t d = qp_edit_distance(name, c, true);
 		if (d < best_d || (*name && !strncmp(c, name, strlen(name)) && !best)) {
 			best = c;
 			best_d = d < best_d ? d : best_d;

@@ -268,14 +268,11 @@ int qp_cmd_down(struct globals *g, int argc, char **argv)
 		case 'f':
 			force = true;
 			break;
-		case 't': {
-			char *end;
-			timeout = strtol(optarg, &end, 10);
-			if (*end || timeout < 1 || timeout > 86400)
+		case 't':
+			if ((timeout = qp_cli_seconds(optarg)) < 0)
 				return qp_cli_usage_error("down: --timeout takes seconds, "
 							  "1 to 86400");
 			break;
-		}
 		case 'h':
 			fputs(down_usage, stdout);
 			return qp_cli_finish(QP_EXIT_OK);
