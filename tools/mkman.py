@@ -73,6 +73,11 @@ _@UNITDIR@/qpass@.service_
 _@COMPLETIONDIR@/qpass_
 	Tab completion for bash.
 
+_@LIBEXECDIR@/slurm-prolog_, _@LIBEXECDIR@/slurm-epilog_
+	Slurm's Prolog= and Epilog= for a node that lends its devices to VM jobs: bind them
+	before a job, give them back after it; settings in _@CONFDIR@/slurm.conf_
+	(@DOCDIR@/docs/slurm.md).
+
 _@DOCDIR@/_
 	README.md, docs/ and examples/ (example profiles).
 
@@ -90,7 +95,7 @@ _/var/lib/qpass/NAME/OVMF_VARS.fd_
 
 *qpass-profile*(5): the profile format. The JSON documents and the design are in
 @DOCDIR@/docs/ (list-json.md, check-json.md, plan-json.md, status-json.md,
-architecture.md), beside README.md.
+architecture.md, slurm.md), beside README.md.
 """
 
 

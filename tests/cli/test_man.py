@@ -51,10 +51,40 @@ def test_profile_page_says_what_profile_md_says():
     for title in re.findall(r"^## (.+)$", md, re.M):
         assert "# " + title.upper() in page, title
 
+def test_installed_files_are_where_the_page_says():
+    """meson install --destdir: every file the page's FILES names under the install's
+    prefix is there, and every installed file is under a place the page names (or the
+    man pages' own directory)."""
+    import tempfile
+    with open(os.path.join(BUILD, "qpass.1.scd")) as f:
+        page = f.read()
+    files = page.split("\n# FILES\n", 1)[1].split("\n# ", 1)[0]
+    named = [n for line in files.splitlines() if line.startswith("_")
+             for n in re.findall(r"_(/[^_]+)_", line)]
+    with tempfile.TemporaryDirectory() as dest:
+        p = subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest, "--no-rebuild",
+                            "--quiet"], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+        installed = sorted("/" + os.path.relpath(os.path.join(r, f), dest)
+                           for r, _, fs in os.walk(dest) for f in fs)
+        prefix = os.path.commonpath([n for n in named if not n.startswith(("/run", "/var"))])
+        mine = [n for n in named if n.startswith(prefix) and "NAME" not in n]
+        for n in mine:
+            assert os.path.lexists(dest + n), "qpass(1) names %s; meson installs no such" % n
+        assert os.path.isdir(dest + [n for n in named if n.endswith("/NAME.json")][0][:-10])
+        places = [n for n in mine] + [os.path.dirname(n.replace("/NAME.json", "/x"))
+                                      for n in named]
+        for path in installed:
+            if "/man/man" in path:
+                continue
+            assert any(path == n or path.startswith(n.rstrip("/") + "/") for n in places), (
+                "%s is installed where qpass(1) says nothing" % path)
+
 
 if __name__ == "__main__":
     if not os.path.exists(os.path.join(BUILD, "qpass.1.scd")):
         print("scdoc is missing: apt-get install scdoc (tools/dev deps does)")
         sys.exit(SKIP)
     sys.exit(main([test_man_page_says_what_help_says,
-                   test_profile_page_says_what_profile_md_says]))
+                   test_profile_page_says_what_profile_md_says,
+                   test_installed_files_are_where_the_page_says]))
