@@ -59,8 +59,8 @@ EXTRA = """
 # FILES
 
 _@CONFDIR@/NAME.json_
-	The profile of the VM NAME, found by name (*qpass up NAME*, *qpass@NAME.service*).
-	The format: *qpass-profile*(5).
+	The profile of the VM NAME, found by name (*qpass up NAME*, *qpass@NAME.service*);
+	its "name" must be NAME. The format: *qpass-profile*(5).
 
 _@BINDIR@/qpass_
 	The program.

@@ -185,15 +185,18 @@ const char *qp_cli_confdir(void)
 /* Where PROFILE is: the file it names when it is a path (a '/', or .json at its end)
  * or a file is there; else it names a VM, whose profile is CONFDIR/NAME.json. NULL
  * when neither is there (said). */
-static char *profile_path(const char *arg)
+static char *profile_path(const char *arg, bool *by_name)
 {
 	struct stat st;
+	*by_name = false;
 	if (strchr(arg, '/') || (strlen(arg) > 5 && !strcmp(arg + strlen(arg) - 5, ".json")) ||
 	    stat(arg, &st) == 0 || !qp_vm_name_ok(arg))
 		return qp_xstrdup(arg);
 	char *path = qp_xasprintf("%s/%s.json", qp_cli_confdir(), arg);
-	if (stat(path, &st) == 0)
+	if (stat(path, &st) == 0) {
+		*by_name = true;
 		return path;
+	}
 	fprintf(stderr, "qpass: error: no profile %s: no file %s here, and no %s\n"
 		"  hint: give the profile's path, or put it in %s/ as %s.json (QPASS_CONFDIR "
 		"changes that directory)\n", arg, arg, path, qp_cli_confdir(), arg);
@@ -206,11 +209,22 @@ static char *profile_path(const char *arg)
 int qp_cli_load_profile(const char *arg, struct qp_profile *p)
 {
 	qp_autoerr struct qp_err *err = NULL;
-	qp_autofree char *path = profile_path(arg);
+	bool by_name;
+	qp_autofree char *path = profile_path(arg, &by_name);
 	if (!path)
 		return -1;
 	if (qp_profile_load(path, p, &err) < 0) {
 		qp_err_report(&err);
+		return -1;
+	}
+	/* Found by name, it must bear that name: qpass@NAME.service, `down NAME` and
+	 * `restore NAME` all find the VM by it. */
+	if (by_name && strcmp(p->name, arg) != 0) {
+		fprintf(stderr, "qpass: error: %s: the profile found for %s is named \"%s\": "
+			"`qpass down %s` and `restore %s` would not find its VM\n"
+			"  hint: set \"name\": \"%s\" in it, or rename it %s/%s.json\n",
+			path, arg, p->name, arg, arg, arg, qp_cli_confdir(), p->name);
+		qp_profile_free(p);
 		return -1;
 	}
 	p->state_dir = state_dir();

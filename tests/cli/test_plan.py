@@ -139,6 +139,29 @@ def test_usage():
     assert p.returncode == 1 and "/nonexistent/vm.json" in p.stderr
 
 
+def test_profiles_by_name():
+    """`plan NAME` reads CONFDIR/NAME.json, and refuses one whose "name" is not NAME (its
+    VM would be one that `down NAME` and qpass@NAME.service's restore cannot find)."""
+    src = os.path.join(SOURCE, "profiles", "examples", "win10-gpu-01.json")
+    with open(src) as f:
+        text = f.read()
+    with tempfile.TemporaryDirectory() as conf:
+        with open(os.path.join(conf, "win10-gpu-01.json"), "w") as f:
+            f.write(text)
+        with open(os.path.join(conf, "other.json"), "w") as f:
+            f.write(text)
+        env = {"QPASS_CONFDIR": conf}
+        p = run("plan", "win10-gpu-01", sysroot=fixture("seed"), env=env)
+        assert p.returncode == 0 and "-name guest=win10-gpu-01," in p.stdout, p.stderr
+        p = run("plan", "other", sysroot=fixture("seed"), env=env)
+        assert p.returncode == 1, p.stdout
+        assert 'the profile found for other is named "win10-gpu-01"' in p.stderr, p.stderr
+        assert 'set "name": "other"' in p.stderr and conf + "/win10-gpu-01.json" in p.stderr
+        p = run("plan", "absent", sysroot=fixture("seed"), env=env)
+        assert p.returncode == 1 and conf + "/absent.json" in p.stderr, p.stderr
+
+
 if __name__ == "__main__":
     sys.exit(main([test_golden_plans, test_seed_plan_json, test_text_is_pastable,
-                   test_failures_say_what_and_how, test_memory_on_the_node, test_usage]))
+                   test_failures_say_what_and_how, test_memory_on_the_node, test_usage,
+                   test_profiles_by_name]))
