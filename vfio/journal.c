@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,6 +30,16 @@ static const char *str_member(json_object *o, const char *key)
 	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
+/* A driver's name as the kernel gives one (nvidia, snd_hda_intel, vfio-pci): it ends up
+ * in sysfs paths (drivers/NAME/bind) and writes, so nothing else is let through. */
+static bool driver_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > 63 || s[0] == '.')
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
 int qp_journal_load(const char *owner, struct qp_journal *j, struct qp_err **err)
 {
 	memset(j, 0, sizeof(*j));
@@ -38,8 +49,9 @@ int qp_journal_load(const char *owner, struct qp_journal *j, struct qp_err **err
 		if (access(j->path, F_OK) < 0 && errno == ENOENT)
 			return 0;
 		qp_err_set(err, 0, "the journal %s is unreadable", j->path);
-		return qp_err_hint(err, "it records which driver each device had; compare it "
-				   "with `qpass list --all` and fix or remove it by hand");
+		qp_err_hint(err, "it records which driver each device had; compare it "
+			    "with `qpass list --all` and fix or remove it by hand");
+		goto fail;
 	}
 	json_object *entries = json_object_object_get(root, "functions");
 	size_t n = json_object_is_type(entries, json_type_array) ? json_object_array_length(entries)
@@ -51,17 +63,31 @@ int qp_journal_load(const char *owner, struct qp_journal *j, struct qp_err **err
 		struct qp_err *pe = NULL;
 		if (!a || qp_parse_pci_addr(a, &j->e[j->n].addr, &pe) < 0) {
 			qp_err_free(pe);
-			json_object_put(root);
-			return qp_err_set(err, 0, "the journal %s: entry %zu has no valid address",
-					  j->path, i);
+			qp_err_set(err, 0, "the journal %s: entry %zu has no valid address", j->path,
+				   i);
+			goto fail_json;
 		}
 		const char *d = str_member(x, "driver"), *o = str_member(x, "driver_override");
+		const char *bad = d && !driver_name_ok(d) ? d : o && !driver_name_ok(o) ? o : NULL;
+		if (bad) {
+			qp_err_set(err, 0, "the journal %s: entry %zu (%s) names the driver \"%s\", "
+				   "which is not a driver's name", j->path, i, a, bad);
+			qp_err_hint(err, "a driver's name has only letters, digits, '_', '-' and "
+				    "'.'; nothing was changed: fix the entry from `qpass list --all` "
+				    "(or remove the journal) and run restore again");
+			goto fail_json;
+		}
 		j->e[j->n].driver = d ? qp_xstrdup(d) : NULL;
 		j->e[j->n].override = o ? qp_xstrdup(o) : NULL;
 		j->n++;
 	}
 	json_object_put(root);
 	return 0;
+fail_json:
+	json_object_put(root);
+fail:
+	qp_journal_free(j);  /* a failed load owns nothing */
+	return -1;
 }
 
 int qp_journal_save(const struct qp_journal *j, struct qp_err **err)
@@ -112,7 +138,7 @@ bool qp_vfio_journaled(const char *owner, const struct qp_pci_addr *a)
 {
 	struct qp_journal j;
 	if (qp_journal_load(owner, &j, NULL) < 0)
-		return false;
+		return !a;  /* a journal there but unreadable: restore must say why */
 	bool found = a ? qp_journal_find(&j, a) != NULL : j.n > 0;
 	qp_journal_free(&j);
 	return found;

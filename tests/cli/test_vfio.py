@@ -388,8 +388,38 @@ def test_run_as_owns_the_group():
         h.assert_restored("run_as")
 
 
+def test_restore_refuses_a_forged_journal():
+    """A journal is read back as root into sysfs paths: a driver or override that is not a
+    driver's name (../../x) is refused with the entry named, and nothing is written; a
+    path for NAME is refused as a usage error."""
+    with scratch() as tmp:
+        h = Host(tmp)
+        assert h.fk("bind", "08:00").returncode == 0
+        path = os.path.join(h.rundir, "journal", "manual.json")
+        with open(path) as f:
+            good = f.read()
+        bound = snapshot(h.root)
+        for key, value in (("driver", "../../x"), ("driver_override", "a/b"),
+                           ("driver", "")):
+            j = json.loads(good)
+            j["functions"][1][key] = value
+            with open(path, "w") as f:
+                json.dump(j, f)
+            p = h.fk("restore", "manual")
+            assert p.returncode == 1, (value, p.stderr)
+            assert "entry 1 (0000:08:00.1) names the driver \"%s\"" % value in p.stderr, p.stderr
+            assert "nothing was changed" in p.stderr, p.stderr
+            assert snapshot(h.root) == bound, value
+        with open(path, "w") as f:
+            f.write(good)
+        p = h.fk("restore", "../x")
+        assert p.returncode == 2 and "is not a VM name" in p.stderr, p.stderr
+        assert h.fk("restore", "manual").returncode == 0
+        h.assert_restored("after the forged journals")
+
+
 if __name__ == "__main__":
-    sys.exit(main([test_round_trip, test_every_fault_while_binding,
+    sys.exit(main([test_restore_refuses_a_forged_journal, test_round_trip, test_every_fault_while_binding,
                    test_every_fault_while_giving_back, test_loads_vfio_pci,
                    test_bad_addresses, test_busy_device_names_its_holders,
                    test_up_with_passthrough, test_up_killed_then_restore,
