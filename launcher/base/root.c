@@ -72,8 +72,10 @@ int qp_root_openat(const struct qp_root *root, const char *rel, int flags)
 		}
 		if (fd >= 0 || (errno != ENOSYS && errno != EPERM && errno != EAGAIN))
 			return fd;
+		/* Still racing after 100 tries: on the host's own / nothing needs containing;
+		 * under a --sysroot an uncontained open is refused, never made silently. */
 		if (errno == EAGAIN)
-			return openat(root->fd, rel, flags | O_CLOEXEC);
+			return strcmp(root->path, "/") ? -1 : openat(root->fd, rel, flags | O_CLOEXEC);
 		/* ENOSYS: old kernel; EPERM: a seccomp filter that denies the syscall. */
 		no_openat2 = true;
 		if (strcmp(root->path, "/"))
