@@ -95,7 +95,7 @@ _/var/lib/qpass/NAME/OVMF_VARS.fd_
 
 *qpass-profile*(5): the profile format. The JSON documents and the design are in
 @DOCDIR@/docs/ (list-json.md, check-json.md, plan-json.md, status-json.md,
-architecture.md, slurm.md), beside README.md.
+architecture.md, slurm.md, trust.md), beside README.md.
 """
 
 
