@@ -232,6 +232,48 @@ int qp_vfio_bind(const struct qp_root *root, const char *owner, const struct qp_
 	return -1;
 }
 
+int qp_vfio_journal_node(const char *owner, int group, unsigned uid, unsigned gid,
+			 struct qp_err **err)
+{
+	struct qp_journal j;
+	if (qp_journal_load(owner, &j, err) < 0)
+		return -1;
+	for (size_t i = 0; i < j.n_nodes; i++)
+		if (j.nodes[i].group == group) {
+			qp_journal_free(&j);
+			return 0;
+		}
+	j.nodes = qp_xrealloc(j.nodes, (j.n_nodes + 1) * sizeof(*j.nodes));
+	j.nodes[j.n_nodes++] = (struct qp_journal_node){ group, uid, gid };
+	int rc = qp_journal_save(&j, err);
+	qp_journal_free(&j);
+	return rc;
+}
+
+/* Each recorded group node back to its owner; those done (or gone) leave the journal. */
+static int restore_nodes(const struct qp_root *root, struct qp_journal *j, struct qp_err **err)
+{
+	int rc = 0;
+	size_t kept = 0;
+	for (size_t i = 0; i < j->n_nodes; i++) {
+		struct qp_journal_node *nd = &j->nodes[i];
+		qp_autofree char *rel = qp_xasprintf("dev/vfio/%d", nd->group);
+		qp_autoclose int fd = qp_root_openat(root, rel, O_PATH | O_NOFOLLOW);
+		if (fd < 0 && errno == ENOENT)
+			continue;  /* the kernel removed it with the group */
+		qp_autofree char *path = qp_xasprintf("/proc/self/fd/%d", fd);
+		if (fd < 0 || chown(path, nd->uid, nd->gid) < 0) {
+			if (rc == 0 && err && !*err)
+				qp_err_set(err, errno, "cannot give /%s back to uid %u gid %u", rel,
+					   nd->uid, nd->gid);
+			rc = -1;
+			j->nodes[kept++] = *nd;
+		}
+	}
+	j->n_nodes = kept;
+	return rc;
+}
+
 int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		    const struct qp_pci_addr *addrs, size_t n, struct qp_err **err)
 {
@@ -283,6 +325,8 @@ int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		j.n--;
 	}
 	free(skip);
+	if (!j.n && restore_nodes(root, &j, rc < 0 ? NULL : err) < 0)
+		rc = -1;
 	if (qp_journal_save(&j, rc < 0 ? NULL : err) < 0 && rc == 0)
 		rc = -1;
 	qp_journal_free(&j);

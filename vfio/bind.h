@@ -21,9 +21,15 @@
 int qp_vfio_bind(const struct qp_root *root, const char *owner, const struct qp_pci_addr *addrs,
 		 size_t n, struct qp_err **err);
 
+/* Records, before qpass gives /dev/vfio/GROUP to a VM's user, whose it was (the first
+ * record of a group is kept), so that a restore after a crash gives it back. */
+int qp_vfio_journal_node(const char *owner, int group, unsigned uid, unsigned gid,
+			 struct qp_err **err);
+
 /* Gives back the functions of owner's journal (all of them when addrs is NULL), then
- * drops them from the journal, and the journal when it is empty. A missing journal is
- * nothing to do. */
+ * drops them from the journal, and the journal when it is empty. The group nodes it
+ * records go back to their owners once no function is left (a node the kernel removed
+ * has nothing to undo). A missing journal is nothing to do. */
 int qp_vfio_restore(const struct qp_root *root, const char *owner,
 		    const struct qp_pci_addr *addrs, size_t n, struct qp_err **err);
 

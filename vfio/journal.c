@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -20,6 +21,7 @@ void qp_journal_free(struct qp_journal *j)
 		free(j->e[i].override);
 	}
 	free(j->e);
+	free(j->nodes);
 	free(j->path);
 	memset(j, 0, sizeof(*j));
 }
@@ -38,6 +40,36 @@ static bool driver_name_ok(const char *s)
 	if (!n || n > 63 || s[0] == '.')
 		return false;
 	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+static int int_member(json_object *o, const char *key, int64_t max, int64_t *out)
+{
+	json_object *v = json_object_object_get(o, key);
+	if (!json_object_is_type(v, json_type_int))
+		return -1;
+	*out = json_object_get_int64(v);
+	return *out >= 0 && *out <= max ? 0 : -1;
+}
+
+/* "nodes": [{"group": 46, "uid": 0, "gid": 0}]: whose each group node was. */
+static int load_nodes(json_object *root, struct qp_journal *j, struct qp_err **err)
+{
+	json_object *nodes = json_object_object_get(root, "nodes");
+	size_t n = json_object_is_type(nodes, json_type_array) ? json_object_array_length(nodes)
+							       : 0;
+	j->nodes = qp_xcalloc(n ? n : 1, sizeof(*j->nodes));
+	for (size_t i = 0; i < n; i++) {
+		json_object *x = json_object_array_get_idx(nodes, i);
+		int64_t g, u, gid;
+		if (int_member(x, "group", INT32_MAX, &g) < 0 ||
+		    int_member(x, "uid", UINT32_MAX - 1, &u) < 0 ||
+		    int_member(x, "gid", UINT32_MAX - 1, &gid) < 0)
+			return qp_err_set(err, 0, "the journal %s: node %zu has no valid group, uid "
+					  "and gid", j->path, i);
+		j->nodes[j->n_nodes++] = (struct qp_journal_node){ (int)g, (unsigned)u,
+								   (unsigned)gid };
+	}
+	return 0;
 }
 
 int qp_journal_load(const char *owner, struct qp_journal *j, struct qp_err **err)
@@ -81,6 +113,8 @@ int qp_journal_load(const char *owner, struct qp_journal *j, struct qp_err **err
 		j->e[j->n].override = o ? qp_xstrdup(o) : NULL;
 		j->n++;
 	}
+	if (load_nodes(root, j, err) < 0)
+		goto fail_json;
 	json_object_put(root);
 	return 0;
 fail_json:
@@ -95,7 +129,7 @@ int qp_journal_save(const struct qp_journal *j, struct qp_err **err)
 	qp_autofree char *dir = qp_rundir_journal(NULL);
 	if (qp_rundir_mkdir("journal", err) < 0)
 		return -1;
-	if (!j->n) {
+	if (!j->n && !j->n_nodes) {
 		if (unlink(j->path) < 0 && errno != ENOENT)
 			return qp_err_set(err, errno, "cannot remove %s", j->path);
 	} else {
@@ -114,6 +148,17 @@ int qp_journal_save(const struct qp_journal *j, struct qp_err **err)
 			json_object_array_add(a, x);
 		}
 		json_object_object_add(root, "functions", a);
+		if (j->n_nodes) {
+			json_object *na = json_object_new_array();
+			for (size_t i = 0; i < j->n_nodes; i++) {
+				json_object *x = json_object_new_object();
+				json_object_object_add(x, "group", json_object_new_int(j->nodes[i].group));
+				json_object_object_add(x, "uid", json_object_new_int64(j->nodes[i].uid));
+				json_object_object_add(x, "gid", json_object_new_int64(j->nodes[i].gid));
+				json_object_array_add(na, x);
+			}
+			json_object_object_add(root, "nodes", na);
+		}
 		qp_autofree char *text = qp_xasprintf("%s\n", json_object_to_json_string_ext(
 								    root, JSON_C_TO_STRING_PRETTY));
 		json_object_put(root);
@@ -139,7 +184,7 @@ bool qp_vfio_journaled(const char *owner, const struct qp_pci_addr *a)
 	struct qp_journal j;
 	if (qp_journal_load(owner, &j, NULL) < 0)
 		return !a;  /* a journal there but unreadable: restore must say why */
-	bool found = a ? qp_journal_find(&j, a) != NULL : j.n > 0;
+	bool found = a ? qp_journal_find(&j, a) != NULL : j.n > 0 || j.n_nodes > 0;
 	qp_journal_free(&j);
 	return found;
 }

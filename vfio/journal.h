@@ -17,10 +17,18 @@ struct qp_journal_entry {
 	char *override;  /* the driver_override it had; NULL: none */
 };
 
+/* A VFIO group node qpass gave to a VM's user (run_as): its owner before. */
+struct qp_journal_node {
+	int group;  /* /dev/vfio/GROUP */
+	unsigned uid, gid;
+};
+
 struct qp_journal {
 	char *path;
 	struct qp_journal_entry *e;
 	size_t n;
+	struct qp_journal_node *nodes;
+	size_t n_nodes;
 };
 
 /* Reads owner's journal; a missing one is an empty journal. An unreadable one is an

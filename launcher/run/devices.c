@@ -117,6 +117,9 @@ int qp_devices_take(struct qp_vm_devices *d, struct qp_err **err)
 		if (fd < 0 || fstat(fd, &st) < 0)
 			return qp_err_set(err, errno, "cannot stat /%s", rel);
 		qp_autofree char *path = qp_xasprintf("/proc/self/fd/%d", fd);
+		/* Journaled first: a crash from here on leaves restore what to undo. */
+		if (qp_vfio_journal_node(d->name, plan->groups[g], st.st_uid, st.st_gid, err) < 0)
+			return -1;
 		if (chown(path, d->uid, d->gid) < 0)
 			return qp_err_set(err, errno, "cannot give /%s to %s", rel, d->user);
 		d->chowned[d->n_chowned] = plan->groups[g];

@@ -388,6 +388,41 @@ def test_run_as_owns_the_group():
         h.assert_restored("run_as")
 
 
+def test_run_as_node_restored_after_a_crash():
+    """A group node that outlives the VM (its device was on vfio-pci before: the seed's
+    04:00, group 44) goes back to its owner by `restore` after a kill -9 of qpass: the
+    change of owner was journaled before it was made."""
+    if os.geteuid() != 0:
+        print("# not root: run_as not tested")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    with scratch() as tmp:
+        h = Host(tmp)
+        node = os.path.join(h.root, "dev/vfio/44")
+        was = os.stat(node)
+        vm = VmUp(h, text=VM.replace('"08:00"', '"04:00"') % (
+            "gpuvm", os.path.abspath(STUB), ', "run_as": "nobody"'))
+        st = vm.running()
+        assert os.stat(node).st_uid == nobody.pw_uid
+        with open(os.path.join(h.rundir, "journal", "gpuvm.json")) as f:
+            nodes = json.load(f)["nodes"]
+        assert nodes == [{"group": 44, "uid": was.st_uid, "gid": was.st_gid}], nodes
+        vm.proc.send_signal(signal.SIGKILL)
+        vm.proc.wait()
+        for _ in range(200):
+            if not os.path.exists("/proc/%d" % st["qemu_pid"]) or \
+                    open("/proc/%d/stat" % st["qemu_pid"]).read().split(") ")[1][0] == "Z":
+                break
+            time.sleep(0.05)
+        assert os.stat(node).st_uid == nobody.pw_uid  # as the crash left it
+        p = h.fk("restore")
+        assert p.returncode == 0 and "restored the devices of gpuvm" in p.stderr, p.stderr
+        now = os.stat(node)
+        assert (now.st_uid, now.st_gid, now.st_mode) == (was.st_uid, was.st_gid, was.st_mode)
+        h.assert_restored("run_as, kill -9, restore")
+
+
 def test_restore_refuses_a_forged_journal():
     """A journal is read back as root into sysfs paths: a driver or override that is not a
     driver's name (../../x) is refused with the entry named, and nothing is written; a
@@ -425,4 +460,4 @@ if __name__ == "__main__":
                    test_up_with_passthrough, test_up_killed_then_restore,
                    test_up_fails_at_every_bind_step, test_up_fails_while_giving_back,
                    test_memlock_said_before_anything,
-                   test_run_as_owns_the_group]))
+                   test_run_as_owns_the_group, test_run_as_node_restored_after_a_crash]))
