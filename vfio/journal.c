@@ -51,12 +51,19 @@ static int int_member(json_object *o, const char *key, int64_t max, int64_t *out
 	return *out >= 0 && *out <= max ? 0 : -1;
 }
 
+/* The array member key of o, and its length (0 when it is not an array). */
+static json_object *array_member(json_object *o, const char *key, size_t *n)
+{
+	json_object *a = json_object_object_get(o, key);
+	*n = json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+	return a;
+}
+
 /* "nodes": [{"group": 46, "uid": 0, "gid": 0}]: whose each group node was. */
 static int load_nodes(json_object *root, struct qp_journal *j, struct qp_err **err)
 {
-	json_object *nodes = json_object_object_get(root, "nodes");
-	size_t n = json_object_is_type(nodes, json_type_array) ? json_object_array_length(nodes)
-							       : 0;
+	size_t n;
+	json_object *nodes = array_member(root, "nodes", &n);
 	j->nodes = qp_xcalloc(n ? n : 1, sizeof(*j->nodes));
 	for (size_t i = 0; i < n; i++) {
 		json_object *x = json_object_array_get_idx(nodes, i);
@@ -85,9 +92,8 @@ int qp_journal_load(const char *owner, struct qp_journal *j, struct qp_err **err
 			    "with `qpass list --all` and fix or remove it by hand");
 		goto fail;
 	}
-	json_object *entries = json_object_object_get(root, "functions");
-	size_t n = json_object_is_type(entries, json_type_array) ? json_object_array_length(entries)
-								 : 0;
+	size_t n;
+	json_object *entries = array_member(root, "functions", &n);
 	j->e = qp_xcalloc(n ? n : 1, sizeof(*j->e));
 	for (size_t i = 0; i < n; i++) {
 		json_object *x = json_object_array_get_idx(entries, i);

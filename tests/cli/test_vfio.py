@@ -247,6 +247,17 @@ class VmUp:
             time.sleep(0.02)
         raise AssertionError("the VM did not start")
 
+    def kill9(self, st):
+        """kill -9 of qpass; its QEMU (stub) dies with it (PR_SET_PDEATHSIG)."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        for _ in range(200):
+            if not os.path.exists("/proc/%d" % st["qemu_pid"]) or \
+                    open("/proc/%d/stat" % st["qemu_pid"]).read().split(") ")[1][0] == "Z":
+                return
+            time.sleep(0.05)
+        raise AssertionError("the QEMU stub outlived qpass")
+
     def finish(self):
         _, err = self.proc.communicate(timeout=60)
         return self.proc.returncode, err
@@ -287,15 +298,7 @@ def test_up_killed_then_restore():
         p = h.fk("restore")
         assert "gpuvm is running" in p.stderr, p.stderr
         assert h.driver("0000:08:00.0") == "vfio-pci"
-        vm.proc.send_signal(signal.SIGKILL)
-        vm.proc.wait()
-        for _ in range(200):
-            if not os.path.exists("/proc/%d" % st["qemu_pid"]) or \
-                    open("/proc/%d/stat" % st["qemu_pid"]).read().split(") ")[1][0] == "Z":
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the QEMU stub outlived qpass")
+        vm.kill9(st)
         # A QEMU of gpuvm that outlived its qpass (stood in for by a process with its
         # -name): restore refuses to pull the devices from under it.
         qemu = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
@@ -370,18 +373,25 @@ def test_memlock_said_before_anything():
         assert not os.path.exists(os.path.join(h.rundir, "devices"))
 
 
-def test_run_as_owns_the_group():
+def nobody():
+    """The user run_as tests give QEMU to; None (said) when not root."""
     if os.geteuid() != 0:
         print("# not root: run_as not tested")
-        return
+        return None
     import pwd
-    nobody = pwd.getpwnam("nobody")
+    return pwd.getpwnam("nobody")
+
+
+def test_run_as_owns_the_group():
+    user = nobody()
+    if not user:
+        return
     with scratch() as tmp:
         h = Host(tmp)
         node = os.path.join(h.root, "dev/vfio/46")
         vm = VmUp(h, extra=', "run_as": "nobody"')
         vm.running()
-        assert os.stat(node).st_uid == nobody.pw_uid
+        assert os.stat(node).st_uid == user.pw_uid
         assert h.fk("down", "gpuvm").returncode == 0
         rc, err = vm.finish()
         assert rc == 0, err
@@ -392,11 +402,9 @@ def test_run_as_node_restored_after_a_crash():
     """A group node that outlives the VM (its device was on vfio-pci before: the seed's
     04:00, group 44) goes back to its owner by `restore` after a kill -9 of qpass: the
     change of owner was journaled before it was made."""
-    if os.geteuid() != 0:
-        print("# not root: run_as not tested")
+    user = nobody()
+    if not user:
         return
-    import pwd
-    nobody = pwd.getpwnam("nobody")
     with scratch() as tmp:
         h = Host(tmp)
         node = os.path.join(h.root, "dev/vfio/44")
@@ -404,18 +412,12 @@ def test_run_as_node_restored_after_a_crash():
         vm = VmUp(h, text=VM.replace('"08:00"', '"04:00"') % (
             "gpuvm", os.path.abspath(STUB), ', "run_as": "nobody"'))
         st = vm.running()
-        assert os.stat(node).st_uid == nobody.pw_uid
+        assert os.stat(node).st_uid == user.pw_uid
         with open(os.path.join(h.rundir, "journal", "gpuvm.json")) as f:
             nodes = json.load(f)["nodes"]
         assert nodes == [{"group": 44, "uid": was.st_uid, "gid": was.st_gid}], nodes
-        vm.proc.send_signal(signal.SIGKILL)
-        vm.proc.wait()
-        for _ in range(200):
-            if not os.path.exists("/proc/%d" % st["qemu_pid"]) or \
-                    open("/proc/%d/stat" % st["qemu_pid"]).read().split(") ")[1][0] == "Z":
-                break
-            time.sleep(0.05)
-        assert os.stat(node).st_uid == nobody.pw_uid  # as the crash left it
+        vm.kill9(st)
+        assert os.stat(node).st_uid == user.pw_uid  # as the crash left it
         p = h.fk("restore")
         assert p.returncode == 0 and "restored the devices of gpuvm" in p.stderr, p.stderr
         now = os.stat(node)
