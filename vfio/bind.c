@@ -261,10 +261,13 @@ static int restore_nodes(const struct qp_root *root, struct qp_journal *j, struc
 		qp_autoclose int fd = qp_root_openat(root, rel, O_PATH | O_NOFOLLOW);
 		if (fd < 0 && errno == ENOENT)
 			continue;  /* the kernel removed it with the group */
+		int e = fd < 0 ? errno : 0;
 		qp_autofree char *path = qp_xasprintf("/proc/self/fd/%d", fd);
-		if (fd < 0 || chown(path, nd->uid, nd->gid) < 0) {
+		if (fd >= 0 && chown(path, nd->uid, nd->gid) < 0)
+			e = errno;
+		if (e) {
 			if (rc == 0 && err && !*err)
-				qp_err_set(err, errno, "cannot give /%s back to uid %u gid %u", rel,
+				qp_err_set(err, e, "cannot give /%s back to uid %u gid %u", rel,
 					   nd->uid, nd->gid);
 			rc = -1;
 			j->nodes[kept++] = *nd;
